@@ -1,0 +1,271 @@
+/* mkhost: the mkernel/Solo5 device API as an ordinary Linux program.
+ *
+ * Network devices are TAP interfaces, readiness and timers come from io_uring (epoll where
+ * io_uring is unavailable), and tasks are cooperative green threads. Everything runs on one
+ * thread, inside mk_run().
+ *
+ * Conventions:
+ * - Functions return 0 (or a count) on success and a negative errno value on failure. They never
+ *   set errno. mk_strerror() turns a code into text.
+ * - "Suspends" means the calling task may be parked and other tasks may run before the call
+ *   returns. Functions that do not say so never let another task run.
+ * - Every function except mk_run(), mk_strerror(), mk_version() and the clocks must be called from
+ *   a task, that is from inside mk_run() on the thread that called it. Called anywhere else they
+ *   return -EPERM (or NULL) and do nothing.
+ */
+#ifndef MKHOST_H
+#define MKHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MK_EXPORT __attribute__((visibility("default")))
+#else
+#define MK_EXPORT
+#endif
+
+#define MK_VERSION_MAJOR 0
+#define MK_VERSION_MINOR 1
+#define MK_VERSION_PATCH 0
+
+/* The version of the library the program runs with, as "MAJOR.MINOR.PATCH". */
+MK_EXPORT const char *mk_version(void);
+
+/* A static description of (err), which is 0 or a negative errno value as returned by mkhost. */
+MK_EXPORT const char *mk_strerror(int err);
+
+/* The sentence that explains the last failure of a connect call (or of mk_run's argument parsing)
+ * on this thread: it names the device, the cause and the fix. Empty when there is none. The text
+ * stays valid until the next failing call. */
+MK_EXPORT const char *mk_last_error(void);
+
+/* ======================================================================================== */
+/*  Running                                                                                 */
+/* ======================================================================================== */
+
+/* The program's first task. (argc, argv) are the program's arguments without the device
+ * arguments that mk_run() consumed. Its return value becomes mk_run()'s. */
+typedef int (*mk_main_fn)(int argc, char **argv, void *arg);
+
+enum mk_backend {
+	MK_BACKEND_AUTO = 0,  /* io_uring, or epoll when io_uring is unavailable */
+	MK_BACKEND_IO_URING,  /* io_uring only: mk_run fails if it is unavailable */
+	MK_BACKEND_EPOLL,     /* epoll only */
+};
+
+/* Settings for mk_run_config(). Zero means "the default" in every field. */
+struct mk_config {
+	size_t stack_size;       /* usable bytes of a task stack, rounded up to pages; default 256 KiB */
+	enum mk_backend backend; /* default MK_BACKEND_AUTO; the environment variable
+	                            MKHOST_BACKEND=epoll|io_uring overrides it */
+	unsigned busy_poll_us;   /* spin this long polling devices before sleeping; default 0 (off) */
+};
+
+/* Parse the device arguments out of (argc, argv), run (main) as the first task, and return when
+ * it returns.
+ *
+ * Device arguments, as a Solo5 tender takes them:
+ *   --net:NAME=IFACE           a TAP interface, which must exist and be up
+ *   --net:NAME=@FD             a TAP descriptor the program inherited already open
+ *   --net-mac:NAME=MAC         the MAC address the device reports (default: random, locally
+ *                              administered, unicast)
+ * They are removed from argv before (main) sees it. Arguments after a "--" are left alone (the
+ * "--" itself is removed). "--help" prints the device options on stdout and is passed on to
+ * (main) so it can print its own.
+ *
+ * When (main) returns, the tasks still alive are cancelled (see mk_task_cancel) and run until they
+ * end, devices are closed, and mk_run returns (main)'s value.
+ *
+ * Returns: (main)'s value; or, without running it,
+ *   -EINVAL  a malformed device argument (a line on stderr says which, and mk_last_error() too);
+ *   -EBUSY   mk_run is already running on this thread;
+ *   -ENOSYS  the io_uring backend was required and is unavailable;
+ *   -ENOMEM  out of memory.
+ * mk_run prints on stderr only for a malformed argument, when it falls back from io_uring to
+ * epoll (one line), and when a task overflows its stack (then it aborts the program). */
+MK_EXPORT int mk_run(int argc, char **argv, mk_main_fn main, void *arg);
+
+/* mk_run() with settings; (cfg) may be NULL. */
+MK_EXPORT int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn main,
+                            void *arg);
+
+/* The backend the running scheduler uses: "io_uring" or "epoll". NULL outside mk_run. */
+MK_EXPORT const char *mk_backend_name(void);
+
+/* ======================================================================================== */
+/*  Tasks                                                                                   */
+/* ======================================================================================== */
+
+typedef struct mk_task mk_task;
+
+/* The body of a task; its return value is what mk_task_await() gives back. */
+typedef intptr_t (*mk_task_fn)(void *arg);
+
+/* Create a task that runs fn(arg). It starts after the caller next suspends, after the tasks
+ * that were already runnable. (name) is copied (up to 31 bytes) and appears in error reports
+ * such as a stack overflow; it may be NULL. Every task must be awaited with mk_task_await(),
+ * which frees it.
+ * Does not suspend.
+ * Returns 0 and stores the task in (*out); -EINVAL if (out) or (fn) is NULL; -ENOMEM when no
+ * stack can be allocated. */
+MK_EXPORT int mk_task_spawn(mk_task **out, const char *name, mk_task_fn fn, void *arg);
+
+/* Wait for (task) to end, store its return value in (*result) (when result is not NULL) and free
+ * it. (task) must not be used afterwards.
+ * Suspends until (task) ends.
+ * Returns 0; -ECANCELED if (task) had been cancelled (then *result is its return value, or 0 if
+ * it never started); -EINVAL if (task) is NULL, is the caller itself, or is already being
+ * awaited. If the caller itself is cancelled while waiting, the wait goes on: a task is never
+ * freed under someone who still needs its result. */
+MK_EXPORT int mk_task_await(mk_task *task, intptr_t *result);
+
+/* Ask (task) to stop. Cancellation is cooperative, as C has no unwinding: a task that has not
+ * started yet never starts; a task that is suspended (sleeping, waiting for a frame, yielding,
+ * awaiting) is resumed and its call returns -ECANCELED; from then on every suspending call it
+ * makes returns -ECANCELED at once, so its loops end. The task still has to be awaited.
+ * Cancelling a task that has ended, or one already cancelled, does nothing.
+ * Does not suspend.
+ * Returns 0; -EINVAL if (task) is NULL. */
+MK_EXPORT int mk_task_cancel(mk_task *task);
+
+/* Let the other runnable tasks run, then continue. Tasks run in the order they became runnable,
+ * so a task that yields in a loop lets every other runnable task run once per iteration.
+ * Suspends.
+ * Returns 0; -ECANCELED if the calling task has been cancelled. */
+MK_EXPORT int mk_yield(void);
+
+/* The calling task, or NULL outside a task. */
+MK_EXPORT mk_task *mk_task_self(void);
+
+/* The name given at spawn ("main" for the first task, "" if none). */
+MK_EXPORT const char *mk_task_name(const mk_task *task);
+
+/* ======================================================================================== */
+/*  Time                                                                                    */
+/* ======================================================================================== */
+
+/* Nanoseconds on the monotonic clock (CLOCK_MONOTONIC); callable from anywhere. */
+MK_EXPORT uint64_t mk_clock_monotonic(void);
+
+/* Nanoseconds since the Unix epoch (CLOCK_REALTIME); callable from anywhere. */
+MK_EXPORT uint64_t mk_clock_wall(void);
+
+/* Sleep for at least (ns) nanoseconds of the monotonic clock. mk_sleep(0) is mk_yield().
+ * Suspends.
+ * Returns 0; -ECANCELED if the calling task is cancelled (at once, or when it happens). */
+MK_EXPORT int mk_sleep(uint64_t ns);
+
+/* ======================================================================================== */
+/*  Hooks                                                                                   */
+/* ======================================================================================== */
+
+typedef struct mk_hook mk_hook;
+
+/* Run fn(arg) after every poll for events, as mkernel's Hook: in the scheduler, not in a task,
+ * so (fn) must not suspend (suspending calls made from it return -EPERM).
+ * Returns the hook, or NULL if (fn) is NULL, outside mk_run, or out of memory. */
+MK_EXPORT mk_hook *mk_hook_add(void (*fn)(void *arg), void *arg);
+
+/* Remove and free (hook). Safe from inside a hook, including the hook itself.
+ * Returns 0; -EINVAL if (hook) is NULL. */
+MK_EXPORT int mk_hook_remove(mk_hook *hook);
+
+/* ======================================================================================== */
+/*  Net devices (Mkernel.Net)                                                               */
+/* ======================================================================================== */
+
+#define MK_ETHER_HEADER 14 /* bytes of Ethernet header in a frame: destination, source, type */
+
+typedef struct mk_net mk_net;
+
+struct mk_net_config {
+	uint8_t mac[6]; /* the device's MAC address */
+	unsigned mtu;   /* the interface MTU: the largest frame is mtu + MK_ETHER_HEADER bytes */
+};
+
+struct mk_net_stats {
+	uint64_t rx_frames, rx_bytes;
+	uint64_t rx_drops; /* frames received but not delivered (larger than mtu + 14) */
+	uint64_t tx_frames, tx_bytes;
+	uint64_t tx_drops; /* frames the kernel refused to take */
+};
+
+/* Acquire the net device (name) given on the command line as --net:NAME=... and store it in
+ * (*out) and its configuration in (*cfg) (cfg may be NULL). The device stays open until mk_run
+ * returns. Interfaces are never created: a missing one is an error.
+ * Does not suspend (it may sleep the thread up to ~200 ms while the kernel still holds the TAP
+ * for a process that just exited).
+ * Returns 0, or one of these, with a sentence in mk_last_error():
+ *   -EINVAL   (name) or (out) is NULL, or the interface is not a TAP;
+ *   -ENOENT   (name) was not given on the command line;
+ *   -EEXIST   (name) was given more than once on the command line;
+ *   -EALREADY (name) is already connected;
+ *   -ENODEV   the interface does not exist;
+ *   -ENETDOWN the interface is down;
+ *   -EPERM / -EACCES  no permission to attach to the interface;
+ *   -EBADF    the @FD descriptor is not open;
+ *   -EBUSY    the interface is attached by another process;
+ *   -EMFILE / -ENFILE / -ENOMEM  out of resources. */
+MK_EXPORT int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg);
+
+/* Read exactly one frame, Ethernet header included, into buf[off, off + len). (buf) is a buffer of
+ * (size) bytes. The frame is read straight into (buf) by the kernel.
+ * Suspends when no frame is waiting: the task is parked and resumed as soon as one arrives.
+ * Several tasks may read one device: each frame goes to exactly one of them.
+ * Returns the frame's length; or
+ *   -EINVAL    (buf) is NULL, off + len does not fit in (size), or len < mtu + 14 (nothing is
+ *              consumed);
+ *   -ECANCELED the calling task was cancelled (nothing is consumed);
+ *   -EIO / -ENODEV  the device failed or disappeared. */
+MK_EXPORT ssize_t mk_net_read_bigstring(mk_net *net, void *buf, size_t size, size_t off,
+                                        size_t len);
+
+/* mk_net_read_bigstring() through a fixed-size buffer of the device's own, copied into
+ * buf[off, off + len): for memory that must not be handed to the kernel (memory shared with
+ * another process, a guarded region, ...). It costs one copy more, and it may let other tasks run
+ * more than once before it returns. Same results. */
+MK_EXPORT ssize_t mk_net_read_bytes(mk_net *net, void *buf, size_t size, size_t off, size_t len);
+
+/* Write the frame buf[off, off + len) of a buffer of (size) bytes, Ethernet header included.
+ * The write is done when the call returns, atomic (the whole frame or nothing), and does not
+ * suspend. A frame the kernel refuses is counted in tx_drops.
+ * Returns len; 0 if the kernel refused the frame (counted as a drop); or
+ *   -EINVAL  (buf) is NULL, off + len does not fit in (size), len < 14 or len > mtu + 14;
+ *   -EPERM   outside mk_run. */
+MK_EXPORT ssize_t mk_net_write_bigstring(mk_net *net, const void *buf, size_t size, size_t off,
+                                         size_t len);
+
+/* mk_net_write_bigstring() for memory that may be anywhere: the frame is copied into the device's
+ * own buffer first. Same results. */
+MK_EXPORT ssize_t mk_net_write_string(mk_net *net, const void *buf, size_t size, size_t off,
+                                      size_t len);
+
+/* The filler for mk_net_write_into(): write at most (len) bytes of frame into (buf) and return
+ * how many to send. It must not suspend. */
+typedef size_t (*mk_net_fill_fn)(void *buf, size_t len, void *ctx);
+
+/* Let the library provide a frame buffer of (len) bytes, have fn(buf, len, ctx) fill it, and write
+ * the (n) bytes it returns as one frame. Atomic, and does not suspend.
+ * Returns n; 0 if (fn) returned 0 (nothing is sent) or the kernel refused the frame (counted in
+ * tx_drops); or -EINVAL if (fn) is NULL, len > mtu + 14, or (fn) returned more than (len) or
+ * fewer than 14 bytes (nothing is sent). */
+MK_EXPORT ssize_t mk_net_write_into(mk_net *net, size_t len, mk_net_fill_fn fn, void *ctx);
+
+/* Copy the device's counters into (*out).
+ * Returns 0; -EINVAL if an argument is NULL. */
+MK_EXPORT int mk_net_stats(const mk_net *net, struct mk_net_stats *out);
+
+/* The name the device was connected by. */
+MK_EXPORT const char *mk_net_name(const mk_net *net);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MKHOST_H */
