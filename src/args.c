@@ -1,0 +1,222 @@
+/* Device arguments, as a Solo5 tender takes them: --net:NAME=IFACE, --net:NAME=@FD and
+ * --net-mac:NAME=MAC. They are taken out of argv; a "--" ends them. A name given twice is kept
+ * and reported when the program connects that name (it is the connect that cannot choose). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void mk__args_usage(void)
+{
+	printf("mkhost device options:\n"
+	       "  --net:NAME=IFACE         attach net device NAME to the TAP interface IFACE\n"
+	       "  --net:NAME=@FD           use the already-open TAP descriptor FD for NAME\n"
+	       "  --net-mac:NAME=MAC       MAC address of NAME (default: random, locally "
+	       "administered)\n"
+	       "  --                       the arguments after it go to the program untouched\n"
+	       "environment: MKHOST_BACKEND=io_uring|epoll|auto\n");
+}
+
+struct mk__netarg *mk__args_net(struct mk__args *a, const char *name)
+{
+	for (size_t i = 0; i < a->n_nets; i++)
+		if (strcmp(a->nets[i].name, name) == 0)
+			return &a->nets[i];
+	return NULL;
+}
+
+static struct mk__netarg *net_add(struct mk__args *a, const char *name, size_t len)
+{
+	struct mk__netarg *n = realloc(a->nets, (a->n_nets + 1) * sizeof(*n));
+
+	if (n == NULL)
+		return NULL;
+	a->nets = n;
+	n = &a->nets[a->n_nets];
+	memset(n, 0, sizeof(*n));
+	n->fd = -1;
+	n->name = strndup(name, len);
+	if (n->name == NULL)
+		return NULL;
+	a->n_nets++;
+	return n;
+}
+
+/* The entry for NAME, created if needed. */
+static struct mk__netarg *net_entry(struct mk__args *a, const char *name, size_t len)
+{
+	for (size_t i = 0; i < a->n_nets; i++)
+		if (strlen(a->nets[i].name) == len && strncmp(a->nets[i].name, name, len) == 0)
+			return &a->nets[i];
+	return net_add(a, name, len);
+}
+
+static int parse_fd(const char *s, int *fd)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v > INT_MAX)
+		return -EINVAL;
+	*fd = (int)v;
+	return 0;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		int hi = hex_digit(s[0]);
+		int lo = hi < 0 ? -1 : hex_digit(s[1]);
+		if (lo < 0)
+			return -EINVAL;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+		s += 2;
+		if (i < 5 && *s++ != ':')
+			return -EINVAL;
+	}
+	return *s == '\0' ? 0 : -EINVAL;
+}
+
+static int set_net(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                   const char *value)
+{
+	struct mk__netarg *n = net_entry(a, name, nlen);
+
+	if (n == NULL)
+		return -ENOMEM;
+	n->times++;
+	if (n->times > 1)
+		return 0; /* reported at connect, with both values in hand */
+	if (value[0] == '@') {
+		if (parse_fd(value + 1, &n->fd) != 0)
+			return mk__fail(-EINVAL,
+			                "'%s': '%s' is not a file descriptor number; write @FD, "
+			                "e.g. --net:%s=@3",
+			                arg, value + 1, n->name);
+		return 0;
+	}
+	n->iface = strdup(value);
+	return n->iface == NULL ? -ENOMEM : 0;
+}
+
+static int set_mac(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                   const char *value)
+{
+	struct mk__netarg *n = net_entry(a, name, nlen);
+
+	if (n == NULL)
+		return -ENOMEM;
+	if (n->has_mac)
+		return mk__fail(-EINVAL, "'%s': the MAC of net device '%s' is given twice", arg,
+		                n->name);
+	if (parse_mac(value, n->mac) != 0)
+		return mk__fail(-EINVAL,
+		                "'%s': '%s' is not a MAC address; write six hex bytes, "
+		                "e.g. 02:00:00:00:00:01",
+		                arg, value);
+	if (n->mac[0] & 1)
+		return mk__fail(-EINVAL,
+		                "'%s': %s is a multicast address; a device needs a unicast MAC "
+		                "(first byte even, e.g. 02:...)",
+		                arg, value);
+	n->has_mac = true;
+	return 0;
+}
+
+/* One argument that starts with "--net". */
+static int parse_one(struct mk__args *a, const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	const char *eq = colon ? strchr(colon, '=') : NULL;
+	bool is_net = colon && (size_t)(colon - arg) == 5;
+	bool is_mac = colon && (size_t)(colon - arg) == 9 && strncmp(arg, "--net-mac", 9) == 0;
+
+	if (!is_net && !is_mac)
+		return mk__fail(-EINVAL,
+		                "unknown device option '%s'; the options are --net:NAME=IFACE, "
+		                "--net:NAME=@FD and --net-mac:NAME=MAC",
+		                arg);
+	if (eq == NULL || eq == colon + 1)
+		return mk__fail(-EINVAL, "'%s': expected %s:NAME=%s", arg, is_mac ? "--net-mac" : "--net",
+		                is_mac ? "MAC" : "IFACE");
+	if (eq[1] == '\0')
+		return mk__fail(-EINVAL, "'%s': the value after '=' is empty", arg);
+	if (is_mac)
+		return set_mac(a, arg, colon + 1, (size_t)(eq - colon - 1), eq + 1);
+	return set_net(a, arg, colon + 1, (size_t)(eq - colon - 1), eq + 1);
+}
+
+static int check_macs(struct mk__args *a)
+{
+	for (size_t i = 0; i < a->n_nets; i++)
+		if (a->nets[i].times == 0)
+			return mk__fail(-EINVAL,
+			                "--net-mac:%s is given but no --net:%s=IFACE; add the device "
+			                "or drop its MAC",
+			                a->nets[i].name, a->nets[i].name);
+	return 0;
+}
+
+static bool is_device_arg(const char *arg)
+{
+	return strncmp(arg, "--net:", 6) == 0 || strncmp(arg, "--net-", 6) == 0;
+}
+
+/* Record every device argument first and change argv only when all of them are good. */
+int mk__args_parse(struct mk__args *a, int *argc, char **argv)
+{
+	bool help = false;
+	int i, out = 1;
+
+	for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--help") == 0)
+			help = true;
+		if (is_device_arg(argv[i])) {
+			int err = parse_one(a, argv[i]);
+			if (err != 0)
+				return err;
+		}
+	}
+	int err = check_macs(a);
+	if (err != 0)
+		return err;
+	for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++)
+		if (!is_device_arg(argv[i]))
+			argv[out++] = argv[i];
+	for (i++; i < *argc; i++)
+		argv[out++] = argv[i];
+	if (*argc > 0) {
+		argv[out] = NULL;
+		*argc = out;
+	}
+	if (help)
+		mk__args_usage();
+	return 0;
+}
+
+void mk__args_free(struct mk__args *a)
+{
+	for (size_t i = 0; i < a->n_nets; i++) {
+		free(a->nets[i].name);
+		free(a->nets[i].iface);
+	}
+	free(a->nets);
+	a->nets = NULL;
+	a->n_nets = 0;
+}

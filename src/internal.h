@@ -1,0 +1,182 @@
+/* Internal declarations shared by the modules of libmkhost. Nothing here is exported: every
+ * symbol is hidden by the build, and internal names carry the mk__ prefix. */
+#ifndef MKHOST_INTERNAL_H
+#define MKHOST_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+
+#include "mkhost.h"
+#include "loop.h"
+
+/* ---- errors (error.c) ---------------------------------------------------------------- */
+
+/* Store the sentence for mk_last_error() and return (err). */
+int mk__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mk__clear_error(void);
+
+/* ---- arguments (args.c) --------------------------------------------------------------- */
+
+struct mk__netarg {
+	char *name;
+	char *iface; /* interface name, or NULL when given as @FD */
+	int fd;      /* the @FD descriptor, or -1 */
+	int times;   /* how many --net: arguments named this device */
+	bool has_mac;
+	uint8_t mac[6];
+};
+
+struct mk__args {
+	struct mk__netarg *nets;
+	size_t n_nets;
+};
+
+/* Remove the device arguments from argv (updating *argc) and record them in (a).
+ * Returns 0, -EINVAL (with mk_last_error set) or -ENOMEM. */
+int mk__args_parse(struct mk__args *a, int *argc, char **argv);
+void mk__args_free(struct mk__args *a);
+struct mk__netarg *mk__args_net(struct mk__args *a, const char *name);
+void mk__args_usage(void);
+
+/* ---- green threads (fiber.c) ---------------------------------------------------------- */
+
+struct mk__fiber;
+struct mk__sched;
+
+/* A fiber owns a stack and runs tasks, one after another, on it. Creating one is the costly
+ * part (mmap, guard, first entry through makecontext), so finished fibers go back to a pool. */
+int mk__fiber_sched_init(struct mk__sched *s);
+void mk__fiber_sched_fini(struct mk__sched *s);
+int mk__fiber_get(struct mk__sched *s, struct mk__fiber **out);
+void mk__fiber_set_task(struct mk__fiber *f, struct mk_task *t);
+void mk__fiber_put(struct mk__sched *s, struct mk__fiber *f);
+void mk__fiber_pool_trim(struct mk__sched *s, size_t keep);
+size_t mk__fiber_pool_max(void);
+/* Switch from the scheduler into (f), which runs its task until it parks or ends. */
+void mk__fiber_resume(struct mk__sched *s, struct mk__fiber *f);
+/* Switch from the current fiber back to the scheduler. */
+void mk__fiber_suspend(struct mk__sched *s, struct mk__fiber *f);
+int mk__overflow_guard_install(struct mk__sched *s);
+void mk__overflow_guard_remove(struct mk__sched *s);
+
+/* ---- scheduler (sched.c) -------------------------------------------------------------- */
+
+struct mk__waitq {
+	struct mk_task *head, *tail;
+};
+
+enum mk__task_state {
+	MK__NEW,      /* spawned, not started */
+	MK__RUNNABLE, /* in the run queue */
+	MK__RUNNING,
+	MK__PARKED,
+	MK__DONE,
+};
+
+struct mk_task {
+	struct mk_task *run_next;          /* run queue link */
+	struct mk_task *all_prev, *all_next; /* every live task, for shutdown */
+	struct mk_task *wq_prev, *wq_next; /* wait queue link */
+	struct mk__waitq *waitq;           /* the queue this task is parked on, if any */
+	struct mk__fiber *fiber;
+	mk_task_fn fn;
+	void *arg;
+	intptr_t result;
+	struct mk_task *awaiter;
+	uint64_t deadline;   /* when sleeping */
+	size_t heap_index;   /* position in the timer heap + 1; 0 when not in it */
+	int wake_code;       /* what mk__park returns */
+	enum mk__task_state state;
+	bool cancelled;
+	bool started;
+	bool awaited;
+	bool uncancellable_park;
+	char name[32];
+};
+
+struct mk__sched {
+	struct mk__loop loop;
+	struct mk_task *current;
+	struct mk_task *run_head, *run_tail;
+	size_t run_len;
+	size_t live_tasks;         /* tasks not ended */
+	struct mk_task *all;       /* every task not yet freed */
+	struct mk_task *main_task;
+	struct mk_task **heap;     /* sleeping tasks, by deadline */
+	size_t heap_len, heap_cap;
+	struct mk_hook *hooks;
+	bool in_hook;
+	struct mk__args args;
+	struct mk_net *nets;
+	size_t stack_size;
+	unsigned busy_poll_us;
+	/* fibers */
+	void *sched_ctx;           /* the scheduler's saved context */
+	struct mk__fiber *pool;
+	size_t pool_len;
+	struct mk__fiber *booting;
+	void *boot_ctx;
+	const void *sched_stack_lo; /* for sanitizer fiber annotations */
+	size_t sched_stack_size;
+	void *overflow_altstack;
+	stack_t old_altstack;
+	size_t live_fibers;
+};
+
+/* The scheduler running on this thread, or NULL. */
+extern _Thread_local struct mk__sched *mk__sched_current;
+
+/* Park the calling task until mk__wake; returns the wake code, or -ECANCELED when the task is
+ * cancelled while parked (unless parked uncancellably). */
+int mk__park(struct mk__sched *s);
+void mk__wake(struct mk__sched *s, struct mk_task *t, int code);
+/* The scheduler when called from a task, else NULL. */
+struct mk__sched *mk__sched_task(void);
+/* Run on a fiber: the task's body, then its end. */
+void mk__task_body(struct mk__sched *s, struct mk_task *t);
+
+void mk__runq_push(struct mk__sched *s, struct mk_task *t);
+struct mk_task *mk__runq_pop(struct mk__sched *s);
+int mk__task_new(struct mk__sched *s, struct mk_task **out, const char *name, mk_task_fn fn,
+                 void *arg);
+void mk__task_run(struct mk__sched *s, struct mk_task *t);
+void mk__task_cancel(struct mk__sched *s, struct mk_task *t);
+void mk__task_free(struct mk__sched *s, struct mk_task *t);
+
+/* timers.c */
+void mk__timer_remove(struct mk__sched *s, struct mk_task *t);
+int64_t mk__timer_timeout(struct mk__sched *s, uint64_t now); /* ns until the earliest, or -1 */
+void mk__timer_fire(struct mk__sched *s, uint64_t now);
+
+/* hooks.c */
+void mk__hooks_run(struct mk__sched *s);
+void mk__hooks_free(struct mk__sched *s);
+
+void mk__waitq_push(struct mk__waitq *q, struct mk_task *t);
+struct mk_task *mk__waitq_pop(struct mk__waitq *q);
+void mk__waitq_remove(struct mk__waitq *q, struct mk_task *t);
+
+/* ---- net devices (net.c, tap.c) ------------------------------------------------------- */
+
+struct mk_net {
+	struct mk_net *next;
+	struct mk__sched *sched;
+	char name[64];
+	int fd;
+	struct mk_net_config cfg;
+	struct mk_net_stats stats;
+	struct mk__waitq readers;
+	struct mk__io poll;
+	bool poll_armed;
+	uint8_t *rxbuf, *txbuf; /* mtu + 14 bytes each */
+};
+
+/* Attach to the TAP interface (iface), or check the descriptor (fd) when iface is NULL, for the
+ * device called (name). Fills *fd_out (non-blocking) and *mtu. Errors carry a sentence. */
+int mk__tap_open(const char *name, const char *iface, int fd, int *fd_out, unsigned *mtu);
+void mk__random_mac(uint8_t mac[6]);
+void mk__net_close_all(struct mk__sched *s);
+
+#endif

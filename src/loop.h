@@ -1,0 +1,45 @@
+/* The event loop: the one place that waits for the kernel. Two backends implement it, io_uring
+ * (loop_uring.c) and epoll (loop_epoll.c); the scheduler sees only this interface. */
+#ifndef MKHOST_LOOP_H
+#define MKHOST_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* One outstanding request. (done) runs in the scheduler when it completes, with the poll mask or
+ * a negative errno value. */
+struct mk__io {
+	void (*done)(struct mk__io *io, int res);
+	int fd;
+	bool armed;       /* waiting for completion: set by poll_in, cleared before done */
+	bool epoll_added; /* epoll: the fd is in the interest list */
+};
+
+struct mk__loop_ops;
+
+struct mk__loop {
+	const struct mk__loop_ops *ops;
+	void *impl;
+	unsigned pending; /* requests armed and not yet completed */
+};
+
+struct mk__loop_ops {
+	const char *name;
+	/* Arm a one-shot wait for (io->fd) to become readable. */
+	int (*poll_in)(struct mk__loop *l, struct mk__io *io);
+	/* Forget (io) before its fd is closed. */
+	void (*forget)(struct mk__loop *l, struct mk__io *io);
+	/* Dispatch completions. timeout_ns < 0 blocks until one arrives, 0 never blocks.
+	 * Returns how many were dispatched, or a negative errno value. */
+	int (*wait)(struct mk__loop *l, int64_t timeout_ns);
+	void (*fini)(struct mk__loop *l);
+};
+
+/* Set up the backend named by (backend), a value of enum mk_backend. The environment variable
+ * MKHOST_BACKEND overrides it. Prints one line on stderr when it falls back to epoll. */
+int mk__loop_init(struct mk__loop *l, int backend);
+
+int mk__loop_uring_init(struct mk__loop *l);
+int mk__loop_epoll_init(struct mk__loop *l);
+
+#endif

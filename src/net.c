@@ -1,0 +1,303 @@
+/* Net devices (Mkernel.Net): connect, one frame per read, one frame per write, statistics.
+ *
+ * Reading tries the descriptor first; only when it is empty does the task park on the device's
+ * reader queue, and only then is a single-shot readiness poll armed. When the poll fires, the
+ * first waiting reader is woken; a reader that got a frame wakes the next waiting one, because
+ * more frames may be queued and no poll is armed any more. Each frame is taken by exactly one
+ * read(2), so no frame goes to two readers.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static size_t frame_max(const mk_net *n)
+{
+	return n->cfg.mtu + MK_ETHER_HEADER;
+}
+
+static struct mk_net *find_net(struct mk__sched *s, const char *name)
+{
+	for (struct mk_net *n = s->nets; n != NULL; n = n->next)
+		if (strcmp(n->name, name) == 0)
+			return n;
+	return NULL;
+}
+
+static void on_readable(struct mk__io *io, int res)
+{
+	struct mk_net *n = (struct mk_net *)((char *)io - offsetof(struct mk_net, poll));
+	(void)res; /* errors and hang-ups show up in the read that follows */
+
+	if (n->readers.head != NULL)
+		mk__wake(n->sched, n->readers.head, 0);
+}
+
+static int args_error(const char *name, struct mk__netarg *a)
+{
+	if (a == NULL || a->times == 0)
+		return mk__fail(-ENOENT,
+		                "net device '%s' is not on the command line; start the program with "
+		                "--net:%s=IFACE (a TAP interface) or --net:%s=@FD",
+		                name, name, name);
+	return mk__fail(-EEXIST,
+	                "net device '%s' is given %d times on the command line; give --net:%s= "
+	                "once",
+	                name, a->times, name);
+}
+
+static int net_new(struct mk__sched *s, struct mk__netarg *a, int fd, unsigned mtu,
+                   struct mk_net **out)
+{
+	struct mk_net *n = calloc(1, sizeof(*n));
+
+	if (n == NULL)
+		return -ENOMEM;
+	n->rxbuf = malloc(mtu + MK_ETHER_HEADER);
+	n->txbuf = malloc(mtu + MK_ETHER_HEADER);
+	if (n->rxbuf == NULL || n->txbuf == NULL) {
+		free(n->rxbuf);
+		free(n->txbuf);
+		free(n);
+		return -ENOMEM;
+	}
+	snprintf(n->name, sizeof(n->name), "%s", a->name);
+	n->sched = s;
+	n->fd = fd;
+	n->cfg.mtu = mtu;
+	if (a->has_mac)
+		memcpy(n->cfg.mac, a->mac, 6);
+	else
+		mk__random_mac(n->cfg.mac);
+	n->poll.fd = fd;
+	n->poll.done = on_readable;
+	n->next = s->nets;
+	s->nets = n;
+	*out = n;
+	return 0;
+}
+
+int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg)
+{
+	struct mk__sched *s = mk__sched_current;
+	struct mk__netarg *a;
+	unsigned mtu = 0;
+	int fd = -1, err;
+
+	if (s == NULL)
+		return mk__fail(-EPERM, "mk_net_connect('%s') called outside mk_run",
+		                name ? name : "(null)");
+	if (name == NULL || out == NULL)
+		return mk__fail(-EINVAL, "mk_net_connect: %s is NULL", name ? "out" : "name");
+	a = mk__args_net(&s->args, name);
+	if (a == NULL || a->times != 1)
+		return args_error(name, a);
+	if (find_net(s, name) != NULL)
+		return mk__fail(-EALREADY,
+		                "net device '%s' is already connected; connect it once and share "
+		                "the handle between tasks",
+		                name);
+	err = mk__tap_open(name, a->iface, a->fd, &fd, &mtu);
+	if (err != 0)
+		return err;
+	err = net_new(s, a, fd, mtu, out);
+	if (err != 0) {
+		close(fd);
+		return mk__fail(err, "net device '%s': out of memory", name);
+	}
+	if (cfg != NULL)
+		*cfg = (*out)->cfg;
+	return 0;
+}
+
+/* ---- reading -------------------------------------------------------------------------- */
+
+/* One frame into (dst), which holds frame_max bytes. A frame larger than that (the MTU was
+ * raised after connect) would be cut short by the kernel: the spill byte shows it, and the frame
+ * is dropped and counted instead of being delivered truncated. */
+static ssize_t read_frame(mk_net *n, uint8_t *dst)
+{
+	uint8_t spill;
+	struct iovec iov[2] = {{dst, frame_max(n)}, {&spill, 1}};
+
+	for (;;) {
+		ssize_t r = readv(n->fd, iov, 2);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EBADFD ? -ENODEV : -errno;
+		}
+		if ((size_t)r > frame_max(n) || r < MK_ETHER_HEADER) {
+			n->stats.rx_drops++;
+			continue;
+		}
+		n->stats.rx_frames++;
+		n->stats.rx_bytes += (uint64_t)r;
+		return r;
+	}
+}
+
+static int wait_readable(struct mk__sched *s, mk_net *n)
+{
+	mk__waitq_push(&n->readers, s->current);
+	if (!n->poll.armed) {
+		int err = s->loop.ops->poll_in(&s->loop, &n->poll);
+		if (err != 0) {
+			mk__waitq_remove(&n->readers, s->current);
+			return err;
+		}
+	}
+	return mk__park(s);
+}
+
+static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst)
+{
+	ssize_t r;
+
+	for (;;) {
+		if (s->current->cancelled) {
+			r = -ECANCELED;
+			break;
+		}
+		r = read_frame(n, dst);
+		if (r != -EAGAIN)
+			break;
+		r = wait_readable(s, n);
+		if (r < 0)
+			break;
+	}
+	/* Whatever happened to this reader, the others must not be left with no one to wake
+	 * them: more frames may be queued and no poll is armed after one fired. */
+	if (n->readers.head != NULL && !n->poll.armed)
+		mk__wake(s, n->readers.head, 0);
+	return r;
+}
+
+/* The checks shared by every call that takes buf[off, off + len) of (size) bytes. */
+static bool range_ok(const void *buf, size_t size, size_t off, size_t len)
+{
+	return buf != NULL && off <= size && len <= size - off;
+}
+
+static struct mk__sched *net_sched(const mk_net *n)
+{
+	struct mk__sched *s = mk__sched_current;
+
+	return (n != NULL && s != NULL && n->sched == s) ? s : NULL;
+}
+
+ssize_t mk_net_read_bigstring(mk_net *n, void *buf, size_t size, size_t off, size_t len)
+{
+	struct mk__sched *s = mk__sched_task();
+
+	if (n == NULL || !range_ok(buf, size, off, len) || len < frame_max(n))
+		return -EINVAL;
+	if (s == NULL || n->sched != s)
+		return -EPERM;
+	return net_read(s, n, (uint8_t *)buf + off);
+}
+
+ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t len)
+{
+	struct mk__sched *s = mk__sched_task();
+	ssize_t r;
+
+	if (n == NULL || !range_ok(buf, size, off, len) || len < frame_max(n))
+		return -EINVAL;
+	if (s == NULL || n->sched != s)
+		return -EPERM;
+	r = net_read(s, n, n->rxbuf);
+	if (r > 0)
+		memcpy((uint8_t *)buf + off, n->rxbuf, (size_t)r);
+	return r;
+}
+
+/* ---- writing -------------------------------------------------------------------------- */
+
+static ssize_t write_frame(mk_net *n, const void *frame, size_t len)
+{
+	for (;;) {
+		ssize_t w = write(n->fd, frame, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w != (ssize_t)len) {
+			n->stats.tx_drops++;
+			return 0;
+		}
+		n->stats.tx_frames++;
+		n->stats.tx_bytes += len;
+		return w;
+	}
+}
+
+static bool frame_len_ok(const mk_net *n, size_t len)
+{
+	return len >= MK_ETHER_HEADER && len <= frame_max(n);
+}
+
+ssize_t mk_net_write_bigstring(mk_net *n, const void *buf, size_t size, size_t off, size_t len)
+{
+	if (n == NULL || !range_ok(buf, size, off, len) || !frame_len_ok(n, len))
+		return -EINVAL;
+	if (net_sched(n) == NULL)
+		return -EPERM;
+	return write_frame(n, (const uint8_t *)buf + off, len);
+}
+
+ssize_t mk_net_write_string(mk_net *n, const void *buf, size_t size, size_t off, size_t len)
+{
+	if (n == NULL || !range_ok(buf, size, off, len) || !frame_len_ok(n, len))
+		return -EINVAL;
+	if (net_sched(n) == NULL)
+		return -EPERM;
+	memcpy(n->txbuf, (const uint8_t *)buf + off, len);
+	return write_frame(n, n->txbuf, len);
+}
+
+ssize_t mk_net_write_into(mk_net *n, size_t len, mk_net_fill_fn fn, void *ctx)
+{
+	size_t fill;
+
+	if (n == NULL || fn == NULL || len > frame_max(n))
+		return -EINVAL;
+	if (net_sched(n) == NULL)
+		return -EPERM;
+	fill = fn(n->txbuf, len, ctx);
+	if (fill == 0)
+		return 0;
+	if (fill > len || fill < MK_ETHER_HEADER)
+		return -EINVAL;
+	return write_frame(n, n->txbuf, fill);
+}
+
+/* ---- the rest ------------------------------------------------------------------------- */
+
+int mk_net_stats(const mk_net *n, struct mk_net_stats *out)
+{
+	if (n == NULL || out == NULL)
+		return -EINVAL;
+	*out = n->stats;
+	return 0;
+}
+
+const char *mk_net_name(const mk_net *n)
+{
+	return n != NULL ? n->name : NULL;
+}
+
+void mk__net_close_all(struct mk__sched *s)
+{
+	while (s->nets != NULL) {
+		struct mk_net *n = s->nets;
+		s->nets = n->next;
+		close(n->fd);
+		free(n->rxbuf);
+		free(n->txbuf);
+		free(n);
+	}
+}

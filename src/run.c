@@ -1,0 +1,199 @@
+/* mk_run: set up a scheduler, run the first task, drive the loop, tear everything down.
+ *
+ * One round of the loop: run the tasks that are runnable now (tasks made runnable during the
+ * round wait for the next one, so a yielding task cannot starve the event poll), poll for events
+ * without blocking if tasks are runnable, or else sleep in the kernel until an event or the
+ * earliest deadline; then fire due timers and run the hooks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DEFAULT_STACK (256 * 1024)
+
+struct main_call {
+	mk_main_fn fn;
+	int argc;
+	char **argv;
+	void *arg;
+};
+
+static intptr_t main_task(void *p)
+{
+	struct main_call *m = p;
+
+	return m->fn(m->argc, m->argv, m->arg);
+}
+
+static void run_round(struct mk__sched *s)
+{
+	for (size_t n = s->run_len; n > 0; n--) {
+		struct mk_task *t = mk__runq_pop(s);
+		if (t == NULL)
+			break;
+		mk__task_run(s, t);
+	}
+	if (s->pool_len > mk__fiber_pool_max())
+		mk__fiber_pool_trim(s, mk__fiber_pool_max());
+}
+
+static void cancel_all(struct mk__sched *s)
+{
+	for (struct mk_task *t = s->all; t != NULL; t = t->all_next)
+		mk__task_cancel(s, t);
+}
+
+/* Spin polling for events for up to busy_poll_us before sleeping: a frame that arrives within
+ * that window is picked up without a sleep and a wake-up. Returns events dispatched. */
+static int busy_poll(struct mk__sched *s, int64_t timeout)
+{
+	uint64_t start = mk_clock_monotonic();
+	uint64_t spin = (uint64_t)s->busy_poll_us * 1000u;
+
+	if (timeout >= 0 && (uint64_t)timeout < spin)
+		spin = (uint64_t)timeout;
+	while (mk_clock_monotonic() - start < spin) {
+		int n = s->loop.ops->wait(&s->loop, 0);
+		if (n != 0)
+			return n;
+	}
+	return 0;
+}
+
+/* Run until (stop) holds. Returns 0, -EDEADLK when every task waits on another and nothing can
+ * wake them, or an error of the event loop. */
+static int run_until(struct mk__sched *s, bool (*stop)(struct mk__sched *))
+{
+	while (!stop(s)) {
+		run_round(s);
+		if (stop(s))
+			break;
+		uint64_t now = mk_clock_monotonic();
+		int64_t timeout = s->run_len > 0 ? 0 : mk__timer_timeout(s, now);
+		if (timeout < 0 && s->loop.pending == 0) {
+			cancel_all(s);
+			if (s->run_len == 0)
+				return -EDEADLK;
+			continue;
+		}
+		int n = 0;
+		if (timeout != 0 && s->busy_poll_us != 0)
+			n = busy_poll(s, timeout);
+		if (n == 0)
+			n = s->loop.ops->wait(&s->loop, timeout);
+		if (n < 0)
+			return n;
+		mk__timer_fire(s, mk_clock_monotonic());
+		mk__hooks_run(s);
+	}
+	return 0;
+}
+
+static struct mk_task *main_of(struct mk__sched *s)
+{
+	return s->main_task;
+}
+
+static bool main_ended(struct mk__sched *s)
+{
+	return main_of(s)->state == MK__DONE;
+}
+
+static bool all_ended(struct mk__sched *s)
+{
+	return s->live_tasks == 0;
+}
+
+static size_t page_round(size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (n + page - 1) / page * page;
+}
+
+static void sched_free(struct mk__sched *s)
+{
+	while (s->all != NULL) {
+		if (s->all->fiber != NULL) /* a task left behind by a deadlock */
+			mk__fiber_put(s, s->all->fiber);
+		mk__task_free(s, s->all);
+	}
+	mk__hooks_free(s);
+	if (s->loop.ops != NULL)
+		s->loop.ops->fini(&s->loop);
+	/* Close the TAPs after the ring: the ring holds references to them. */
+	mk__net_close_all(s);
+	mk__overflow_guard_remove(s);
+	mk__fiber_sched_fini(s);
+	mk__args_free(&s->args);
+	free(s->heap);
+	free(s);
+}
+
+static int sched_setup(struct mk__sched *s, const struct mk_config *cfg)
+{
+	int err;
+
+	s->stack_size = page_round(cfg && cfg->stack_size ? cfg->stack_size : DEFAULT_STACK);
+	s->busy_poll_us = cfg ? cfg->busy_poll_us : 0;
+	err = mk__loop_init(&s->loop, cfg ? (int)cfg->backend : MK_BACKEND_AUTO);
+	if (err != 0)
+		return err;
+	err = mk__fiber_sched_init(s);
+	if (err != 0)
+		return err;
+	return mk__overflow_guard_install(s);
+}
+
+int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn main, void *arg)
+{
+	struct main_call call = {main, argc, argv, arg};
+	struct mk__sched *s;
+	int err;
+
+	if (mk__sched_current != NULL)
+		return -EBUSY;
+	if (main == NULL || argc < 0 || (argc > 0 && argv == NULL))
+		return -EINVAL;
+	mk__clear_error();
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	err = mk__args_parse(&s->args, &call.argc, argv);
+	if (err == 0)
+		err = sched_setup(s, cfg);
+	if (err == 0) {
+		mk__sched_current = s;
+		err = mk__task_new(s, &s->main_task, "main", main_task, &call);
+	}
+	if (err == 0) {
+		err = run_until(s, main_ended);
+		cancel_all(s);
+		int end = run_until(s, all_ended);
+		if (err == 0)
+			err = end;
+		if (err == 0)
+			err = (int)s->main_task->result;
+	} else if (*mk_last_error() != '\0') {
+		fprintf(stderr, "mkhost: %s\n", mk_last_error());
+	}
+	mk__sched_current = NULL;
+	sched_free(s);
+	return err;
+}
+
+int mk_run(int argc, char **argv, mk_main_fn main, void *arg)
+{
+	return mk_run_config(NULL, argc, argv, main, arg);
+}
+
+const char *mk_backend_name(void)
+{
+	struct mk__sched *s = mk__sched_current;
+
+	return s != NULL ? s->loop.ops->name : NULL;
+}
