@@ -2,6 +2,7 @@
  * profiles of container runtimes). EPOLLONESHOT gives the same single-shot readiness as the
  * io_uring backend's POLL_ADD. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -43,6 +44,8 @@ static int epoll_wait_ns(struct mk__loop *l, int64_t timeout_ns)
 
 	if (timeout_ns < 0)
 		ms = -1;
+	else if (timeout_ns > (int64_t)INT_MAX * 1000000)
+		ms = INT_MAX;
 	else /* round up: waking early only costs another round */
 		ms = (int)((timeout_ns + 999999) / 1000000);
 	int n = epoll_wait(epfd_of(l), evs, 64, ms);

@@ -96,7 +96,9 @@ int64_t mk__timer_timeout(struct mk__sched *s, uint64_t now)
 	if (s->heap_len == 0)
 		return -1;
 	uint64_t deadline = s->heap[0]->deadline;
-	return deadline <= now ? 0 : (int64_t)(deadline - now);
+	if (deadline <= now)
+		return 0;
+	return deadline - now > INT64_MAX ? INT64_MAX : (int64_t)(deadline - now);
 }
 
 void mk__timer_fire(struct mk__sched *s, uint64_t now)
@@ -118,7 +120,8 @@ int mk_sleep(uint64_t ns)
 	t = s->current;
 	if (t->cancelled)
 		return -ECANCELED;
-	t->deadline = mk_clock_monotonic() + ns;
+	uint64_t now = mk_clock_monotonic();
+	t->deadline = ns > UINT64_MAX - now ? UINT64_MAX : now + ns; /* never wraps into the past */
 	err = timer_add(s, t);
 	if (err != 0)
 		return err;
