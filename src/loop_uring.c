@@ -91,9 +91,12 @@ static int uring_wait(struct mk__loop *l, int64_t timeout_ns)
 	int err;
 
 	if (timeout_ns == 0) {
-		/* Tasks are runnable: submit what is queued, but only reap what is already there. */
+		/* Tasks are runnable: enter the kernel only to submit, or when it flags completions
+		 * waiting to be posted; otherwise just look at the completion queue. */
 		if (io_uring_sq_ready(ring) > 0)
-			io_uring_submit(ring);
+			io_uring_submit_and_get_events(ring);
+		else if (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_TASKRUN)
+			io_uring_get_events(ring);
 		return reap(l);
 	}
 	if (timeout_ns < 0) {
@@ -132,10 +135,12 @@ int mk__loop_uring_init(struct mk__loop *l)
 
 	if (ring == NULL)
 		return -ENOMEM;
-	/* One thread issues everything; task work may wait for our next system call. Older kernels
-	 * reject these flags, so try without them too. */
+	/* One thread issues everything, and completions need not interrupt it: they wait for its
+	 * next system call, and the TASKRUN flag tells the non-blocking reap (liburing's peek) when
+	 * one is due. Older kernels reject these flags, so try without them too. */
 	err = io_uring_queue_init(RING_ENTRIES, ring,
-	                          IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN);
+	                          IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
+	                                  IORING_SETUP_TASKRUN_FLAG);
 	if (err == -EINVAL)
 		err = io_uring_queue_init(RING_ENTRIES, ring, 0);
 	if (err == 0 && !(ring->features & IORING_FEAT_EXT_ARG)) {
