@@ -1,9 +1,9 @@
 /* Green threads: stacks, the first entry into a stack, switches, and stack-overflow reports.
  *
  * A fiber is a stack plus a saved context. It is made once with makecontext() and entered once
- * with swapcontext(); its entry function saves a register-only context and goes back, and from
- * then on every switch is register-only (switch_x86_64.S), without the rt_sigprocmask system call
- * that swapcontext() makes. A fiber runs tasks one after another: when a task ends, its fiber goes
+ * with setcontext(); its entry function saves a register-only context and goes back to its
+ * creator, and from then on every switch is register-only (switch_x86_64.S), without the
+ * rt_sigprocmask system call that swapcontext() makes. A fiber runs tasks one after another: when a task ends, its fiber goes
  * back to a pool and the next task started on it costs no system call at all.
  *
  * Stacks are mmap'ed with a guard region below them. On kernels with MADV_GUARD_INSTALL (6.13+)
@@ -128,9 +128,11 @@ void mk__fiber_suspend(struct mk__sched *s, struct mk__fiber *f)
 /* ---- first entry ---------------------------------------------------------------------- */
 
 #ifdef MK_ASM_SWITCH
-static void back_to_creator(void *creator)
+/* Enter the makecontext'ed context with setcontext: unlike swapcontext, it is not intercepted by
+ * AddressSanitizer, which warns about (and cannot follow) swapcontext. */
+static void enter_context(void *uc)
 {
-	setcontext(creator);
+	setcontext(uc);
 	abort();
 }
 #endif
@@ -147,7 +149,7 @@ static void fiber_entry(void)
 	/* Save this point and return to the creator; the scheduler resumes here with a task. */
 	asan_start(&fake, creator_lo, creator_size);
 #ifdef MK_ASM_SWITCH
-	mk__ctx_save_then(&f->sp, back_to_creator, s->boot_ctx);
+	mk__ctx_switch(&f->sp, *(void **)s->boot_ctx);
 #else
 	swapcontext(&f->uc, s->boot_ctx);
 #endif
@@ -187,13 +189,18 @@ static void fiber_destroy(struct mk__fiber *f)
 #endif
 	munmap(f->map, f->map_size);
 	free(f);
-	}
+}
 
 static int fiber_create(struct mk__sched *s, struct mk__fiber **out)
 {
 	struct mk__fiber *f = calloc(1, sizeof(*f));
-	ucontext_t boot, creator;
+	ucontext_t boot;
 	void *fake = NULL;
+#ifdef MK_ASM_SWITCH
+	void *creator;
+#else
+	ucontext_t creator;
+#endif
 
 	if (f == NULL)
 		return -ENOMEM;
@@ -212,7 +219,11 @@ static int fiber_create(struct mk__sched *s, struct mk__fiber **out)
 	s->booting = f;
 	s->boot_ctx = &creator;
 	asan_start(&fake, f->lo, f->size);
+#ifdef MK_ASM_SWITCH
+	mk__ctx_save_then(&creator, enter_context, &boot);
+#else
 	swapcontext(&creator, &boot);
+#endif
 	asan_finish(fake, NULL, NULL);
 	s->booting = NULL;
 	s->boot_ctx = NULL;
