@@ -111,8 +111,8 @@ static int set_net(struct mk__args *a, const char *arg, const char *name, size_t
 			                arg, value + 1, n->name);
 		return 0;
 	}
-	n->iface = strdup(value);
-	return n->iface == NULL ? -ENOMEM : 0;
+	n->value = strdup(value);
+	return n->value == NULL ? -ENOMEM : 0;
 }
 
 static int set_mac(struct mk__args *a, const char *arg, const char *name, size_t nlen,
@@ -214,7 +214,7 @@ void mk__args_free(struct mk__args *a)
 {
 	for (size_t i = 0; i < a->n_nets; i++) {
 		free(a->nets[i].name);
-		free(a->nets[i].iface);
+		free(a->nets[i].value);
 	}
 	free(a->nets);
 	a->nets = NULL;

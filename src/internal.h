@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
+#include <sys/types.h>
 
 #include "mkhost.h"
 #include "loop.h"
@@ -21,7 +22,7 @@ void mk__clear_error(void);
 
 struct mk__netarg {
 	char *name;
-	char *iface; /* interface name, or NULL when given as @FD */
+	char *value; /* what follows --net:NAME=, or NULL when given as @FD */
 	int fd;      /* the @FD descriptor, or -1 */
 	int times;   /* how many --net: arguments named this device */
 	bool has_mac;
@@ -158,24 +159,39 @@ void mk__waitq_push(struct mk__waitq *q, struct mk_task *t);
 struct mk_task *mk__waitq_pop(struct mk__waitq *q);
 void mk__waitq_remove(struct mk__waitq *q, struct mk_task *t);
 
-/* ---- net devices (net.c, tap.c) ------------------------------------------------------- */
+/* ---- net devices (net.c) and their links (tap.c, ...) -------------------------------- */
+
+/* What carries a device's frames. net.c does everything else (arguments, waiting, statistics). */
+struct mk__link_ops {
+	const char *kind;
+	/* Read one frame into dst, which holds (cap) bytes. Returns its length, 0 for a frame that
+	 * was dropped (too long or too short; the link counts nothing), -EAGAIN when none is
+	 * waiting, or another negative errno value. */
+	ssize_t (*read)(mk_net *n, uint8_t *dst, size_t cap);
+	/* Write one frame, whole. Returns len, or a negative errno value when it was refused. */
+	ssize_t (*write)(mk_net *n, const uint8_t *frame, size_t len);
+	void (*close)(mk_net *n);
+};
 
 struct mk_net {
 	struct mk_net *next;
 	struct mk__sched *sched;
 	char name[64];
-	int fd;
+	const struct mk__link_ops *link;
+	void *link_state;
+	int fd;                 /* polled for readability; -1 when the link calls mk__net_notify */
 	struct mk_net_config cfg;
 	struct mk_net_stats stats;
 	struct mk__waitq readers;
 	struct mk__io poll;
-	bool poll_armed;
 	uint8_t *rxbuf, *txbuf; /* mtu + 14 bytes each */
 };
 
-/* Attach to the TAP interface (iface), or check the descriptor (fd) when iface is NULL, for the
- * device called (name). Fills *fd_out (non-blocking) and *mtu. Errors carry a sentence. */
-int mk__tap_open(const char *name, const char *iface, int fd, int *fd_out, unsigned *mtu);
+/* Open the link of a new device: set n->link, n->fd (or -1), n->cfg.mtu and link_state from
+ * (value), the text after --net:NAME=. Errors carry a sentence naming (name). */
+int mk__tap_link_open(mk_net *n, const struct mk__netarg *a);
+/* For links without a descriptor: frames are waiting, wake a reader. */
+void mk__net_notify(mk_net *n);
 void mk__random_mac(uint8_t mac[6]);
 void mk__net_close_all(struct mk__sched *s);
 

@@ -4,18 +4,23 @@
 #define MKHOST_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-/* One outstanding request. (done) runs in the scheduler when it completes, with the poll mask or
- * a negative errno value. */
+/* One outstanding request. (done) runs in the scheduler when it completes, with the poll mask,
+ * the byte count of a file operation, or a negative errno value. */
 struct mk__io {
 	void (*done)(struct mk__io *io, int res);
+	struct mk__io *next; /* epoll: completed file operations waiting for dispatch */
+	int res;
 	int fd;
 	bool armed;       /* waiting for completion: set by poll_in, cleared before done */
 	bool epoll_added; /* epoll: the fd is in the interest list */
 };
 
 struct mk__loop_ops;
+
+enum mk__file_op { MK__FILE_READ, MK__FILE_WRITE, MK__FILE_FSYNC };
 
 struct mk__loop {
 	const struct mk__loop_ops *ops;
@@ -27,7 +32,11 @@ struct mk__loop_ops {
 	const char *name;
 	/* Arm a one-shot wait for (io->fd) to become readable. */
 	int (*poll_in)(struct mk__loop *l, struct mk__io *io);
-	/* Forget (io) before its fd is closed. */
+	/* Start a positioned read or write of buf[0, len) at (off), or an fsync, on (io->fd).
+	 * The epoll backend does it synchronously and reports it at the next wait. */
+	int (*file)(struct mk__loop *l, struct mk__io *io, enum mk__file_op op, void *buf,
+	            size_t len, uint64_t off);
+	/* Forget a readiness wait before its fd is closed. */
 	void (*forget)(struct mk__loop *l, struct mk__io *io);
 	/* Dispatch completions. timeout_ns < 0 blocks until one arrives, 0 never blocks.
 	 * Returns how many were dispatched, or a negative errno value. */

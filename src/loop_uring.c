@@ -42,6 +42,25 @@ static int uring_poll_in(struct mk__loop *l, struct mk__io *io)
 	return 0;
 }
 
+static int uring_file(struct mk__loop *l, struct mk__io *io, enum mk__file_op op, void *buf,
+                      size_t len, uint64_t off)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring_of(l));
+
+	if (sqe == NULL)
+		return -EBUSY;
+	if (op == MK__FILE_READ)
+		io_uring_prep_read(sqe, io->fd, buf, (unsigned)len, off);
+	else if (op == MK__FILE_WRITE)
+		io_uring_prep_write(sqe, io->fd, buf, (unsigned)len, off);
+	else
+		io_uring_prep_fsync(sqe, io->fd, 0);
+	io_uring_sqe_set_data(sqe, io);
+	io->armed = true;
+	l->pending++;
+	return 0;
+}
+
 static void uring_forget(struct mk__loop *l, struct mk__io *io)
 {
 	struct io_uring_sqe *sqe;
@@ -123,6 +142,7 @@ static void uring_fini(struct mk__loop *l)
 static const struct mk__loop_ops uring_ops = {
 	.name = "io_uring",
 	.poll_in = uring_poll_in,
+	.file = uring_file,
 	.forget = uring_forget,
 	.wait = uring_wait,
 	.fini = uring_fini,

@@ -29,13 +29,16 @@ static struct mk_net *find_net(struct mk__sched *s, const char *name)
 	return NULL;
 }
 
-static void on_readable(struct mk__io *io, int res)
+void mk__net_notify(mk_net *n)
 {
-	struct mk_net *n = (struct mk_net *)((char *)io - offsetof(struct mk_net, poll));
-	(void)res; /* errors and hang-ups show up in the read that follows */
-
 	if (n->readers.head != NULL)
 		mk__wake(n->sched, n->readers.head, 0);
+}
+
+static void on_readable(struct mk__io *io, int res)
+{
+	(void)res; /* errors and hang-ups show up in the read that follows */
+	mk__net_notify((mk_net *)((char *)io - offsetof(struct mk_net, poll)));
 }
 
 static int args_error(const char *name, struct mk__netarg *a)
@@ -51,30 +54,60 @@ static int args_error(const char *name, struct mk__netarg *a)
 	                name, a->times, name);
 }
 
-static int net_new(struct mk__sched *s, struct mk__netarg *a, int fd, unsigned mtu,
-                   struct mk_net **out)
+/* The kinds of link, chosen by the text after --net:NAME=. The last row takes the rest. */
+static const struct link_kind {
+	const char *prefix;
+	int (*open)(mk_net *n, const struct mk__netarg *a);
+} link_kinds[] = {
+	{"", mk__tap_link_open}, /* IFACE or @FD */
+};
+
+static int link_open(mk_net *n, const struct mk__netarg *a)
 {
-	struct mk_net *n = calloc(1, sizeof(*n));
+	size_t last = sizeof(link_kinds) / sizeof(link_kinds[0]) - 1;
+
+	for (size_t i = 0; i < last; i++) {
+		const char *p = link_kinds[i].prefix;
+		if (a->value != NULL && strncmp(a->value, p, strlen(p)) == 0)
+			return link_kinds[i].open(n, a);
+	}
+	return link_kinds[last].open(n, a);
+}
+
+static void net_free(mk_net *n)
+{
+	free(n->rxbuf);
+	free(n->txbuf);
+	free(n);
+}
+
+static int net_open(struct mk__sched *s, const struct mk__netarg *a, mk_net **out)
+{
+	mk_net *n = calloc(1, sizeof(*n));
+	int err;
 
 	if (n == NULL)
-		return -ENOMEM;
-	n->rxbuf = malloc(mtu + MK_ETHER_HEADER);
-	n->txbuf = malloc(mtu + MK_ETHER_HEADER);
-	if (n->rxbuf == NULL || n->txbuf == NULL) {
-		free(n->rxbuf);
-		free(n->txbuf);
-		free(n);
-		return -ENOMEM;
-	}
+		return mk__fail(-ENOMEM, "net device '%s': out of memory", a->name);
 	snprintf(n->name, sizeof(n->name), "%s", a->name);
 	n->sched = s;
-	n->fd = fd;
-	n->cfg.mtu = mtu;
+	n->fd = -1;
+	err = link_open(n, a);
+	if (err != 0) {
+		free(n);
+		return err;
+	}
+	n->rxbuf = malloc(frame_max(n));
+	n->txbuf = malloc(frame_max(n));
+	if (n->rxbuf == NULL || n->txbuf == NULL) {
+		n->link->close(n);
+		net_free(n);
+		return mk__fail(-ENOMEM, "net device '%s': out of memory", a->name);
+	}
 	if (a->has_mac)
 		memcpy(n->cfg.mac, a->mac, 6);
 	else
 		mk__random_mac(n->cfg.mac);
-	n->poll.fd = fd;
+	n->poll.fd = n->fd;
 	n->poll.done = on_readable;
 	n->next = s->nets;
 	s->nets = n;
@@ -86,8 +119,7 @@ int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg)
 {
 	struct mk__sched *s = mk__sched_current;
 	struct mk__netarg *a;
-	unsigned mtu = 0;
-	int fd = -1, err;
+	int err;
 
 	if (s == NULL)
 		return mk__fail(-EPERM, "mk_net_connect('%s') called outside mk_run",
@@ -102,37 +134,22 @@ int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg)
 		                "net device '%s' is already connected; connect it once and share "
 		                "the handle between tasks",
 		                name);
-	err = mk__tap_open(name, a->iface, a->fd, &fd, &mtu);
-	if (err != 0)
-		return err;
-	err = net_new(s, a, fd, mtu, out);
-	if (err != 0) {
-		close(fd);
-		return mk__fail(err, "net device '%s': out of memory", name);
-	}
-	if (cfg != NULL)
+	err = net_open(s, a, out);
+	if (err == 0 && cfg != NULL)
 		*cfg = (*out)->cfg;
-	return 0;
+	return err;
 }
 
 /* ---- reading -------------------------------------------------------------------------- */
 
-/* One frame into (dst), which holds frame_max bytes. A frame larger than that (the MTU was
- * raised after connect) would be cut short by the kernel: the spill byte shows it, and the frame
- * is dropped and counted instead of being delivered truncated. */
+/* One frame into (dst), which holds frame_max bytes, counted. */
 static ssize_t read_frame(mk_net *n, uint8_t *dst)
 {
-	uint8_t spill;
-	struct iovec iov[2] = {{dst, frame_max(n)}, {&spill, 1}};
-
 	for (;;) {
-		ssize_t r = readv(n->fd, iov, 2);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EBADFD ? -ENODEV : -errno;
-		}
-		if ((size_t)r > frame_max(n) || r < MK_ETHER_HEADER) {
+		ssize_t r = n->link->read(n, dst, frame_max(n));
+		if (r < 0)
+			return r;
+		if (r < MK_ETHER_HEADER) {
 			n->stats.rx_drops++;
 			continue;
 		}
@@ -145,7 +162,7 @@ static ssize_t read_frame(mk_net *n, uint8_t *dst)
 static int wait_readable(struct mk__sched *s, mk_net *n)
 {
 	mk__waitq_push(&n->readers, s->current);
-	if (!n->poll.armed) {
+	if (n->fd >= 0 && !n->poll.armed) {
 		int err = s->loop.ops->poll_in(&s->loop, &n->poll);
 		if (err != 0) {
 			mk__waitq_remove(&n->readers, s->current);
@@ -173,8 +190,8 @@ static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst)
 	}
 	/* Whatever happened to this reader, the others must not be left with no one to wake
 	 * them: more frames may be queued and no poll is armed after one fired. */
-	if (n->readers.head != NULL && !n->poll.armed)
-		mk__wake(s, n->readers.head, 0);
+	if (!n->poll.armed)
+		mk__net_notify(n);
 	return r;
 }
 
@@ -221,18 +238,13 @@ ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t 
 
 static ssize_t write_frame(mk_net *n, const void *frame, size_t len)
 {
-	for (;;) {
-		ssize_t w = write(n->fd, frame, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w != (ssize_t)len) {
-			n->stats.tx_drops++;
-			return 0;
-		}
-		n->stats.tx_frames++;
-		n->stats.tx_bytes += len;
-		return w;
+	if (n->link->write(n, frame, len) != (ssize_t)len) {
+		n->stats.tx_drops++;
+		return 0;
 	}
+	n->stats.tx_frames++;
+	n->stats.tx_bytes += len;
+	return (ssize_t)len;
 }
 
 static bool frame_len_ok(const mk_net *n, size_t len)
@@ -295,9 +307,7 @@ void mk__net_close_all(struct mk__sched *s)
 	while (s->nets != NULL) {
 		struct mk_net *n = s->nets;
 		s->nets = n->next;
-		close(n->fd);
-		free(n->rxbuf);
-		free(n->txbuf);
-		free(n);
+		n->link->close(n);
+		net_free(n);
 	}
 }

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,15 +164,60 @@ static int check_fd(const char *name, int fd, int *fd_out, unsigned *mtu)
 	return 0;
 }
 
-int mk__tap_open(const char *name, const char *iface, int fd, int *fd_out, unsigned *mtu)
+/* One frame into (dst). A frame longer than (cap) would be cut short by the kernel without a
+ * word (the MTU was raised after connect): the spill byte shows it, and it is dropped. */
+static ssize_t tap_read(mk_net *n, uint8_t *dst, size_t cap)
 {
-	int err = iface ? open_iface(name, iface, fd_out, mtu) : check_fd(name, fd, fd_out, mtu);
+	uint8_t spill;
+	struct iovec iov[2] = {{dst, cap}, {&spill, 1}};
+
+	for (;;) {
+		ssize_t r = readv(n->fd, iov, 2);
+		if (r >= 0)
+			return (size_t)r > cap ? 0 : r;
+		if (errno != EINTR)
+			return errno == EBADFD ? -ENODEV : -errno;
+	}
+}
+
+static ssize_t tap_write(mk_net *n, const uint8_t *frame, size_t len)
+{
+	for (;;) {
+		ssize_t w = write(n->fd, frame, len);
+		if (w >= 0)
+			return (size_t)w == len ? w : -EIO;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static void tap_close(mk_net *n)
+{
+	close(n->fd);
+}
+
+static const struct mk__link_ops tap_ops = {
+	.kind = "tap",
+	.read = tap_read,
+	.write = tap_write,
+	.close = tap_close,
+};
+
+int mk__tap_link_open(mk_net *n, const struct mk__netarg *a)
+{
+	unsigned mtu = 0;
+	int fd = -1;
+	int err = a->value ? open_iface(a->name, a->value, &fd, &mtu)
+	                   : check_fd(a->name, a->fd, &fd, &mtu);
 
 	if (err != 0)
 		return err;
 	/* Without offloads the kernel segments and checksums everything before it reaches us, so
 	 * a frame is never larger than the MTU. Kernels without IFF_VNET_HDR support ignore it. */
-	ioctl(*fd_out, TUNSETOFFLOAD, 0);
+	ioctl(fd, TUNSETOFFLOAD, 0);
+	n->link = &tap_ops;
+	n->fd = fd;
+	n->cfg.mtu = mtu;
 	return 0;
 }
 
