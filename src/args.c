@@ -1,5 +1,5 @@
-/* Device arguments, as a Solo5 tender takes them: --net:NAME=IFACE, --net:NAME=@FD and
- * --net-mac:NAME=MAC. They are taken out of argv; a "--" ends them. A name given twice is kept
+/* Device arguments, as a Solo5 tender takes them: --net:NAME=IFACE, --net:NAME=@FD,
+ * --net-mac:NAME=MAC, --block:NAME=FILE and --block-sector-size:NAME=N. They are taken out of argv; a "--" ends them. A name given twice is kept
  * and reported when the program connects that name (it is the connect that cannot choose). */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +16,8 @@ void mk__args_usage(void)
 	       "  --net:NAME=@FD           use the already-open TAP descriptor FD for NAME\n"
 	       "  --net-mac:NAME=MAC       MAC address of NAME (default: random, locally "
 	       "administered)\n"
+	       "  --block:NAME=FILE        block device NAME on FILE (never created or truncated)\n"
+	       "  --block-sector-size:NAME=N  sector size of NAME: a power of two >= 512 (512)\n"
 	       "  --                       the arguments after it go to the program untouched\n"
 	       "environment: MKHOST_BACKEND=io_uring|epoll|auto\n");
 }
@@ -139,30 +141,109 @@ static int set_mac(struct mk__args *a, const char *arg, const char *name, size_t
 	return 0;
 }
 
-/* One argument that starts with "--net". */
+static struct mk__blockarg *block_entry(struct mk__args *a, const char *name, size_t len)
+{
+	struct mk__blockarg *b;
+
+	for (size_t i = 0; i < a->n_blocks; i++)
+		if (strlen(a->blocks[i].name) == len && strncmp(a->blocks[i].name, name, len) == 0)
+			return &a->blocks[i];
+	b = realloc(a->blocks, (a->n_blocks + 1) * sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	a->blocks = b;
+	b = &a->blocks[a->n_blocks];
+	memset(b, 0, sizeof(*b));
+	b->name = strndup(name, len);
+	if (b->name == NULL)
+		return NULL;
+	a->n_blocks++;
+	return b;
+}
+
+struct mk__blockarg *mk__args_block(struct mk__args *a, const char *name)
+{
+	for (size_t i = 0; i < a->n_blocks; i++)
+		if (strcmp(a->blocks[i].name, name) == 0)
+			return &a->blocks[i];
+	return NULL;
+}
+
+static int set_block(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                     const char *value)
+{
+	struct mk__blockarg *b = block_entry(a, name, nlen);
+
+	if (b == NULL)
+		return -ENOMEM;
+	if (++b->times > 1)
+		return 0; /* reported at connect, like net devices */
+	b->file = strdup(value);
+	return b->file == NULL ? -ENOMEM : 0;
+}
+
+static int set_sector_size(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                           const char *value)
+{
+	struct mk__blockarg *b = block_entry(a, name, nlen);
+	int n;
+
+	if (b == NULL)
+		return -ENOMEM;
+	if (b->sector_size != 0)
+		return mk__fail(-EINVAL, "'%s': the sector size of block device '%s' is given twice",
+		                arg, b->name);
+	if (parse_fd(value, &n) != 0 || n < 512 || n > (1 << 20) || (n & (n - 1)) != 0)
+		return mk__fail(-EINVAL,
+		                "'%s': a sector size must be a power of two from 512 to 1048576, "
+		                "e.g. --block-sector-size:%s=4096",
+		                arg, b->name);
+	b->sector_size = (unsigned)n;
+	return 0;
+}
+
+typedef int (*set_fn)(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                      const char *value);
+
+static const struct option {
+	const char *opt;
+	const char *value; /* what the value is, for messages */
+	set_fn set;
+} options[] = {
+	{"--net", "IFACE", set_net},
+	{"--net-mac", "MAC", set_mac},
+	{"--block", "FILE", set_block},
+	{"--block-sector-size", "N", set_sector_size},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+/* One argument that starts with "--net" or "--block": OPTION:NAME=VALUE. */
 static int parse_one(struct mk__args *a, const char *arg)
 {
 	const char *colon = strchr(arg, ':');
 	const char *eq = colon ? strchr(colon, '=') : NULL;
-	bool is_net = colon && (size_t)(colon - arg) == 5;
-	bool is_mac = colon && (size_t)(colon - arg) == 9 && strncmp(arg, "--net-mac", 9) == 0;
+	const struct option *o = NULL;
 
-	if (!is_net && !is_mac)
+	for (size_t i = 0; colon != NULL && i < N_OPTIONS; i++)
+		if (strlen(options[i].opt) == (size_t)(colon - arg) &&
+		    strncmp(arg, options[i].opt, (size_t)(colon - arg)) == 0)
+			o = &options[i];
+	if (o == NULL)
 		return mk__fail(-EINVAL,
 		                "unknown device option '%s'; the options are --net:NAME=IFACE, "
-		                "--net:NAME=@FD and --net-mac:NAME=MAC",
+		                "--net:NAME=@FD, --net-mac:NAME=MAC, --block:NAME=FILE and "
+		                "--block-sector-size:NAME=N (see --help)",
 		                arg);
 	if (eq == NULL || eq == colon + 1)
-		return mk__fail(-EINVAL, "'%s': expected %s:NAME=%s", arg, is_mac ? "--net-mac" : "--net",
-		                is_mac ? "MAC" : "IFACE");
+		return mk__fail(-EINVAL, "'%s': expected %s:NAME=%s", arg, o->opt, o->value);
 	if (eq[1] == '\0')
 		return mk__fail(-EINVAL, "'%s': the value after '=' is empty", arg);
-	if (is_mac)
-		return set_mac(a, arg, colon + 1, (size_t)(eq - colon - 1), eq + 1);
-	return set_net(a, arg, colon + 1, (size_t)(eq - colon - 1), eq + 1);
+	return o->set(a, arg, colon + 1, (size_t)(eq - colon - 1), eq + 1);
 }
 
-static int check_macs(struct mk__args *a)
+/* Settings for a device that was never given. */
+static int check_orphans(struct mk__args *a)
 {
 	for (size_t i = 0; i < a->n_nets; i++)
 		if (a->nets[i].times == 0)
@@ -170,12 +251,19 @@ static int check_macs(struct mk__args *a)
 			                "--net-mac:%s is given but no --net:%s=IFACE; add the device "
 			                "or drop its MAC",
 			                a->nets[i].name, a->nets[i].name);
+	for (size_t i = 0; i < a->n_blocks; i++)
+		if (a->blocks[i].times == 0)
+			return mk__fail(-EINVAL,
+			                "--block-sector-size:%s is given but no --block:%s=FILE; add "
+			                "the device or drop its sector size",
+			                a->blocks[i].name, a->blocks[i].name);
 	return 0;
 }
 
 static bool is_device_arg(const char *arg)
 {
-	return strncmp(arg, "--net:", 6) == 0 || strncmp(arg, "--net-", 6) == 0;
+	return strncmp(arg, "--net:", 6) == 0 || strncmp(arg, "--net-", 6) == 0 ||
+	       strncmp(arg, "--block:", 8) == 0 || strncmp(arg, "--block-", 8) == 0;
 }
 
 /* Record every device argument first and change argv only when all of them are good. */
@@ -193,7 +281,7 @@ int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 				return err;
 		}
 	}
-	int err = check_macs(a);
+	int err = check_orphans(a);
 	if (err != 0)
 		return err;
 	for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++)
@@ -219,4 +307,11 @@ void mk__args_free(struct mk__args *a)
 	free(a->nets);
 	a->nets = NULL;
 	a->n_nets = 0;
+	for (size_t i = 0; i < a->n_blocks; i++) {
+		free(a->blocks[i].name);
+		free(a->blocks[i].file);
+	}
+	free(a->blocks);
+	a->blocks = NULL;
+	a->n_blocks = 0;
 }

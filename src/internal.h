@@ -29,9 +29,18 @@ struct mk__netarg {
 	uint8_t mac[6];
 };
 
+struct mk__blockarg {
+	char *name;
+	char *file;
+	int times;            /* how many --block: arguments named this device */
+	unsigned sector_size; /* 0 when not given: 512 */
+};
+
 struct mk__args {
 	struct mk__netarg *nets;
 	size_t n_nets;
+	struct mk__blockarg *blocks;
+	size_t n_blocks;
 };
 
 /* Remove the device arguments from argv (updating *argc) and record them in (a).
@@ -39,6 +48,7 @@ struct mk__args {
 int mk__args_parse(struct mk__args *a, int *argc, char **argv);
 void mk__args_free(struct mk__args *a);
 struct mk__netarg *mk__args_net(struct mk__args *a, const char *name);
+struct mk__blockarg *mk__args_block(struct mk__args *a, const char *name);
 void mk__args_usage(void);
 
 /* ---- green threads (fiber.c) ---------------------------------------------------------- */
