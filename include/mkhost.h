@@ -82,7 +82,13 @@ struct mk_config {
  * When (main) returns, the tasks still alive are cancelled (see mk_task_cancel) and run until they
  * end, devices are closed, and mk_run returns (main)'s value.
  *
- * Returns: (main)'s value; or, without running it,
+ * SIGINT and SIGTERM, when the program left them at their default action, stop the program
+ * cleanly: every task is cancelled, and once they have ended the devices are closed and mk_run
+ * returns -EINTR. A second signal during that shutdown has its default action. (Only the first
+ * mk_run running in a process takes them.)
+ *
+ * Returns: (main)'s value; -EINTR when stopped by SIGINT or SIGTERM; -EDEADLK when every task
+ * waited on another and cancelling them did not help; or, without running (main),
  *   -EINVAL  a malformed device argument (a line on stderr says which, and mk_last_error() too);
  *   -EBUSY   mk_run is already running on this thread;
  *   -ENOSYS  the io_uring backend was required and is unavailable;

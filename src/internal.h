@@ -131,6 +131,9 @@ struct mk__sched {
 	void *boot_ctx;
 	const void *sched_stack_lo; /* for sanitizer fiber annotations */
 	size_t sched_stack_size;
+	struct mk__io stop_io;     /* SIGINT/SIGTERM, when this scheduler took them (stop.c) */
+	bool stop_owner;
+	int stopped_by;            /* the signal that stopped mk_run, or 0 */
 	void *overflow_altstack;
 	stack_t old_altstack;
 	size_t live_fibers;
@@ -160,6 +163,10 @@ void mk__task_free(struct mk__sched *s, struct mk_task *t);
 void mk__timer_remove(struct mk__sched *s, struct mk_task *t);
 int64_t mk__timer_timeout(struct mk__sched *s, uint64_t now); /* ns until the earliest, or -1 */
 void mk__timer_fire(struct mk__sched *s, uint64_t now);
+
+/* stop.c */
+int mk__stop_install(struct mk__sched *s);
+void mk__stop_remove(struct mk__sched *s);
 
 /* hooks.c */
 void mk__hooks_run(struct mk__sched *s);

@@ -74,7 +74,8 @@ static int run_until(struct mk__sched *s, bool (*stop)(struct mk__sched *))
 			break;
 		uint64_t now = mk_clock_monotonic();
 		int64_t timeout = s->run_len > 0 ? 0 : mk__timer_timeout(s, now);
-		if (timeout < 0 && s->loop.pending == 0) {
+		unsigned waits = s->loop.pending - (s->stop_io.armed ? 1 : 0);
+		if (timeout < 0 && waits == 0) {
 			cancel_all(s);
 			if (s->run_len == 0)
 				return -EDEADLK;
@@ -125,6 +126,7 @@ static void sched_free(struct mk__sched *s)
 	mk__hooks_free(s);
 	if (s->loop.ops != NULL)
 		s->loop.ops->fini(&s->loop);
+	mk__stop_remove(s);
 	/* Close the TAPs after the ring: the ring holds references to them. */
 	mk__net_close_all(s);
 	mk__overflow_guard_remove(s);
@@ -144,9 +146,11 @@ static int sched_setup(struct mk__sched *s, const struct mk_config *cfg)
 	if (err != 0)
 		return err;
 	err = mk__fiber_sched_init(s);
-	if (err != 0)
-		return err;
-	return mk__overflow_guard_install(s);
+	if (err == 0)
+		err = mk__stop_install(s);
+	if (err == 0)
+		err = mk__overflow_guard_install(s);
+	return err;
 }
 
 int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn main, void *arg)
@@ -163,6 +167,7 @@ int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
+	s->stop_io.fd = -1;
 	err = mk__args_parse(&s->args, &call.argc, argv);
 	if (err == 0)
 		err = sched_setup(s, cfg);
@@ -177,7 +182,7 @@ int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn
 		if (err == 0)
 			err = end;
 		if (err == 0)
-			err = (int)s->main_task->result;
+			err = s->stopped_by ? -EINTR : (int)s->main_task->result;
 	} else if (*mk_last_error() != '\0') {
 		fprintf(stderr, "mkhost: %s\n", mk_last_error());
 	}

@@ -1,0 +1,196 @@
+/* SIGINT and SIGTERM stop mk_run cleanly: tasks are cancelled, mk_run returns -EINTR, no
+ * descriptor is left open. A program that handles the signal itself keeps it. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define MS 1000000ull
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+struct stop_state {
+	int sleep_result;
+	int worker_result;
+	int worker_ended;
+};
+
+static intptr_t worker(void *arg)
+{
+	struct stop_state *st = arg;
+
+	st->worker_result = mk_sleep(60000 * MS);
+	st->worker_ended = 1;
+	return 0;
+}
+
+static int sleeper_main(int argc, char **argv, void *arg)
+{
+	struct stop_state *st = arg;
+	mk_task *t;
+
+	ck_assert_int_eq(mk_task_spawn(&t, "worker", worker, st), 0);
+	mk_yield(); /* the worker starts and sleeps */
+	kill(getpid(), SIGTERM);
+	st->sleep_result = mk_sleep(60000 * MS);
+	mk_task_await(t, NULL);
+	return 5;
+}
+
+static void stop_with(int sig)
+{
+	struct stop_state st = {0};
+	int before = count_fds();
+	uint64_t t0 = mk_clock_monotonic();
+	char *argv[] = {"test", NULL};
+	int rc;
+
+	(void)sig;
+	rc = mk_run(1, argv, sleeper_main, &st);
+	ck_assert_int_eq(rc, -EINTR);
+	ck_assert_int_eq(st.sleep_result, -ECANCELED);
+	ck_assert_int_eq(st.worker_result, -ECANCELED);
+	ck_assert_int_eq(st.worker_ended, 1);
+	ck_assert_uint_lt(mk_clock_monotonic() - t0, 5000 * MS);
+	ck_assert_int_eq(count_fds(), before); /* ring, eventfd, epoll: all closed */
+}
+
+START_TEST(sigterm_stops_cleanly)
+{
+	stop_with(SIGTERM);
+}
+END_TEST
+
+static int sigint_main(int argc, char **argv, void *arg)
+{
+	int *r = arg;
+	kill(getpid(), SIGINT);
+	*r = mk_sleep(60000 * MS);
+	return 0;
+}
+
+START_TEST(sigint_stops_cleanly)
+{
+	int r = 0;
+	ck_assert_int_eq(mkt_run(sigint_main, &r, NULL), -EINTR);
+	ck_assert_int_eq(r, -ECANCELED);
+}
+END_TEST
+
+static volatile sig_atomic_t own_handler_ran;
+
+static void own_handler(int sig)
+{
+	(void)sig;
+	own_handler_ran = 1;
+}
+
+static int own_main(int argc, char **argv, void *arg)
+{
+	int *r = arg;
+	kill(getpid(), SIGTERM);
+	*r = mk_sleep(20 * MS); /* not cancelled: the program keeps its signal */
+	return 3;
+}
+
+START_TEST(program_handler_is_kept)
+{
+	int r = -1;
+	signal(SIGTERM, own_handler);
+	ck_assert_int_eq(mkt_run(own_main, &r, NULL), 3);
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(own_handler_ran, 1);
+	ck_assert_ptr_eq(signal(SIGTERM, SIG_DFL), own_handler); /* left as it was */
+}
+END_TEST
+
+static int quick_main(int argc, char **argv, void *arg)
+{
+	return 0;
+}
+
+START_TEST(default_restored_after_run)
+{
+	struct sigaction sa;
+	ck_assert_int_eq(mkt_run(quick_main, NULL, NULL), 0);
+	sigaction(SIGTERM, NULL, &sa);
+	ck_assert_ptr_eq(sa.sa_handler, SIG_DFL);
+	sigaction(SIGINT, NULL, &sa);
+	ck_assert_ptr_eq(sa.sa_handler, SIG_DFL);
+}
+END_TEST
+
+/* A task that ignores cancellation: the second signal has the default action. */
+static int stubborn_main(int argc, char **argv, void *arg)
+{
+	for (int i = 0; i < 400; i++) {
+		if (mk_sleep(10 * MS) == -ECANCELED)
+			usleep(10000); /* carries on regardless, for 4 s */
+	}
+	return 0;
+}
+
+START_TEST(second_signal_kills)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		alarm(10);
+		_exit(mkt_run(stubborn_main, NULL, NULL) == 0 ? 0 : 1);
+	}
+	usleep(200000);
+	kill(pid, SIGTERM);
+	usleep(200000);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "status %#x", status);
+}
+END_TEST
+
+/* Check's runner installs its own SIGINT/SIGTERM handlers, which its test processes inherit;
+ * a program starts with the default action, so each test does too. */
+static void default_signals(void)
+{
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+}
+
+int main(void)
+{
+	Suite *s = suite_create("stop");
+	TCase *tc = tcase_create("stop");
+
+	tcase_set_timeout(tc, 20);
+	tcase_add_checked_fixture(tc, default_signals, NULL);
+	tcase_add_test(tc, sigterm_stops_cleanly);
+	tcase_add_test(tc, sigint_stops_cleanly);
+	tcase_add_test(tc, program_handler_is_kept);
+	tcase_add_test(tc, default_restored_after_run);
+	tcase_add_test(tc, second_signal_kills);
+	suite_add_tcase(s, tc);
+
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
