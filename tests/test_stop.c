@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,32 +138,52 @@ START_TEST(default_restored_after_run)
 }
 END_TEST
 
-/* A task that ignores cancellation: the second signal has the default action. */
+/* A task that ignores cancellation: the second signal has the default action. The child tells
+ * the parent through a pipe when it runs and when it has seen the cancel, so the test does not
+ * depend on timing. */
+static int report_fd;
+
 static int stubborn_main(int argc, char **argv, void *arg)
 {
-	for (int i = 0; i < 400; i++) {
-		if (mk_sleep(10 * MS) == -ECANCELED)
-			usleep(10000); /* carries on regardless, for 4 s */
+	bool told = false;
+
+	if (write(report_fd, "r", 1) != 1)
+		return 1;
+	for (int i = 0; i < 1000; i++) {
+		if (mk_sleep(10 * MS) == -ECANCELED) {
+			if (!told && write(report_fd, "c", 1) != 1)
+				return 1;
+			told = true;
+			usleep(10000); /* carries on regardless, for up to 10 s */
+		}
 	}
 	return 0;
 }
 
 START_TEST(second_signal_kills)
 {
-	pid_t pid = fork();
-	int status;
+	int p[2], status;
+	char c;
 
+	ck_assert_int_eq(pipe(p), 0);
+	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		alarm(10);
+		close(p[0]);
+		report_fd = p[1];
+		alarm(30);
 		_exit(mkt_run(stubborn_main, NULL, NULL) == 0 ? 0 : 1);
 	}
-	usleep(200000);
+	close(p[1]);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'r');
 	kill(pid, SIGTERM);
-	usleep(200000);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'c');
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "status %#x", status);
+	close(p[0]);
 }
 END_TEST
 
