@@ -9,7 +9,8 @@
  *   ./ping-serve --net:service=tap0 -- 10.0.0.2      # then, in another shell: ping 10.0.0.2
  *
  * After the "--": the IPv4 address to answer for, and optionally --count N to exit after
- * answering N echo requests.
+ * answering N echo requests. SIGINT or SIGTERM (Ctrl-C) stops it; either way it prints what
+ * it did.
  *
  * All the protocol work is in ps_handle_frame(): a frame in, a reply out, no device involved, so
  * a fuzzer can drive it directly (define PING_SERVE_NO_MAIN and #include this file).
@@ -302,7 +303,7 @@ static int serve(int argc, char **argv, void *arg)
 	while (count == 0 || host.echo_replies < count) {
 		ssize_t n = mk_net_read_bigstring(net, frame, size, 0, size);
 		if (n == -ECANCELED)
-			break; /* mk_run is shutting down */
+			break; /* SIGINT or SIGTERM: mk_run is shutting down */
 		if (n < 0) {
 			fprintf(stderr, "ping-serve: read: %s\n", mk_strerror((int)n));
 			rc = 1;
@@ -338,6 +339,8 @@ static int serve(int argc, char **argv, void *arg)
 int main(int argc, char **argv)
 {
 	int rc = mk_run(argc, argv, serve, NULL);
+	if (rc == -EINTR)
+		return 0; /* stopped by SIGINT or SIGTERM, after serve() printed its figures */
 	if (rc < 0) {
 		/* mk_run already printed the reason for a malformed device argument */
 		if (rc != -EINVAL)

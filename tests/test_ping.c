@@ -3,8 +3,8 @@
  * malformed frames must get none.
  *
  * The server is started once in main(), outside the Check tests, so the suite runs the same with
- * CK_FORK=no. It dies with the process that started it (PR_SET_PDEATHSIG), so nothing outlives
- * the namespace even when a test aborts.
+ * CK_FORK=no; main() also checks at the end that SIGTERM stops it cleanly. It dies with the process
+ * that started it (PR_SET_PDEATHSIG), so nothing outlives the namespace even when a test aborts.
  */
 #include <check.h>
 #include <errno.h>
@@ -587,12 +587,26 @@ int main(void)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 
-	/* It must have survived everything sent to it. */
-	int st;
+	/* It must have survived everything sent to it, and SIGTERM must stop it cleanly, with
+	 * its figures printed: mk_run cancels its task and it returns 0. */
+	char tail[1024];
+	int st = -1;
 	if (waitpid(main_server.pid, &st, WNOHANG) == main_server.pid) {
 		fprintf(stderr, "FAIL: ping-serve exited during the tests (wait status %d)\n", st);
 		main_server.pid = -1;
 		failed++;
+	} else {
+		kill(main_server.pid, SIGTERM);
+		st = server_wait(&main_server, 5000);
+		read_until(main_server.out, tail, sizeof(tail), NULL, 1000);
+		if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
+		    !strstr(tail, "ping-serve: answered ")) {
+			fprintf(stderr,
+			        "FAIL: ping-serve did not stop cleanly on SIGTERM (wait status "
+			        "%d); it said '%s'\n",
+			        st, tail);
+			failed++;
+		}
 	}
 	server_stop(&main_server);
 	mkt_tap_delete("tap0");
