@@ -38,10 +38,10 @@
 #include "mkhost.h"
 #include "testlib.h"
 
-#define TEST_ETHERTYPE 0x88b5 /* IEEE 802 local experimental */
-#define SEQ_END 0xffffffffu   /* the sequence number of "no more frames" */
-#define BIG_BUF 65536         /* larger than any frame a TAP carries */
-#define MS 1000000ULL         /* nanoseconds per millisecond */
+#define TEST_ETHERTYPE 0x88b5      /* IEEE 802 local experimental */
+#define SEQ_END        0xffffffffu /* the sequence number of "no more frames" */
+#define BIG_BUF        65536       /* larger than any frame a TAP carries */
+#define MS             1000000ULL  /* nanoseconds per millisecond */
 
 enum read_mode { READ_BIGSTRING, READ_BYTES };
 static const char *const read_mode_name[] = {"mk_net_read_bigstring", "mk_net_read_bytes"};
@@ -202,7 +202,8 @@ static void pk_send_frame(int fd, size_t len, uint32_t seq)
 	ck_assert_ptr_nonnull(f);
 	frame_fill(f, len, seq);
 	int r = pk_send(fd, f, len);
-	ck_assert_msg(r == 0, "sending a %zu-byte frame on the packet socket: %s", len, strerror(-r));
+	ck_assert_msg(r == 0, "sending a %zu-byte frame on the packet socket: %s", len,
+	              strerror(-r));
 	free(f);
 }
 
@@ -231,8 +232,8 @@ static ssize_t pk_recv(int fd, uint8_t *buf, size_t size, int timeout_ms)
 			continue;
 		struct sockaddr_ll sll;
 		socklen_t sl = sizeof(sll);
-		ssize_t n = recvfrom(fd, buf, size, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&sll,
-		                     &sl);
+		ssize_t n =
+		    recvfrom(fd, buf, size, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&sll, &sl);
 		if (n < 0) {
 			/* ENETDOWN is reported once after the interface went down and up again. */
 			if (errno == EAGAIN || errno == EINTR || errno == ENETDOWN)
@@ -252,10 +253,11 @@ static void expect_pk_frame(int fd, size_t len, uint32_t seq)
 	uint8_t *buf = malloc(BIG_BUF);
 	ck_assert_ptr_nonnull(buf);
 	ssize_t n = pk_recv(fd, buf, BIG_BUF, 2000);
-	ck_assert_msg(n >= 0, "frame %u of %zu bytes written by the library never arrived", seq, len);
+	ck_assert_msg(n >= 0, "frame %u of %zu bytes written by the library never arrived", seq,
+	              len);
 	ck_assert_msg(frame_ok(buf, n, len, seq),
-	              "expected frame %u of %zu bytes on the TAP, got %zd bytes (seq %u)", seq, len, n,
-	              n >= 18 ? frame_seq(buf) : 0);
+	              "expected frame %u of %zu bytes on the TAP, got %zd bytes (seq %u)", seq, len,
+	              n, n >= 18 ? frame_seq(buf) : 0);
 	free(buf);
 }
 
@@ -310,8 +312,13 @@ static intptr_t lib_read_watchdog(void *arg)
 static ssize_t lib_read(mk_net *net, enum read_mode mode, void *buf, size_t size, size_t off,
                         size_t len, int timeout_ms)
 {
-	struct lib_read_op op = {.net = net, .mode = mode, .buf = buf, .size = size, .off = off,
-	                         .len = len, .timeout_ns = (uint64_t)timeout_ms * MS};
+	struct lib_read_op op = {.net = net,
+	                         .mode = mode,
+	                         .buf = buf,
+	                         .size = size,
+	                         .off = off,
+	                         .len = len,
+	                         .timeout_ns = (uint64_t)timeout_ms * MS};
 	mk_task *wd;
 
 	if (mk_task_spawn(&op.reader, "reader", lib_read_task, &op) != 0)
@@ -333,8 +340,8 @@ static void expect_lib_frame(mk_net *net, enum read_mode mode, uint8_t *buf, siz
 {
 	ssize_t n = lib_read(net, mode, buf, size, off, len, 2000);
 	ck_assert_msg(n >= 0, "%s: no frame (%s), expected frame %u of %zu bytes",
-	              read_mode_name[mode], n == -ETIMEDOUT ? "timed out" : mk_strerror((int)n), seq,
-	              flen);
+	              read_mode_name[mode], n == -ETIMEDOUT ? "timed out" : mk_strerror((int)n),
+	              seq, flen);
 	ck_assert_msg(frame_ok(buf + off, n, flen, seq),
 	              "%s: expected frame %u of %zu bytes, got %zd bytes (type 0x%04x, seq %u)",
 	              read_mode_name[mode], seq, flen, n, frame_type(buf + off, n),
@@ -426,7 +433,8 @@ static int both_ways_main(int argc, char **argv, void *arg)
 			memset(buf, 0xee, 2048);
 			expect_lib_frame(net, mode, buf, 2000, 9, 1514, n, seq + 1 + mode);
 			for (size_t k = 0; k < 9; k++)
-				ck_assert_msg(buf[k] == 0xee, "%s wrote before off", read_mode_name[mode]);
+				ck_assert_msg(buf[k] == 0xee, "%s wrote before off",
+				              read_mode_name[mode]);
 			for (size_t k = 9 + 1514; k < 2048; k++)
 				ck_assert_msg(buf[k] == 0xee, "%s wrote past off + len",
 				              read_mode_name[mode]);
@@ -478,7 +486,8 @@ static int one_per_read_main(int argc, char **argv, void *arg)
 	for (uint32_t k = 0; k < 3; k++)
 		expect_lib_frame(net, c->mode, buf, 4096, 0, 4096, sizes[k], k + 1);
 	ssize_t n = lib_read(net, c->mode, buf, 4096, 0, 4096, 300);
-	ck_assert_msg(n == -ETIMEDOUT, "%s: a fourth read returned %zd, but only 3 frames were sent",
+	ck_assert_msg(n == -ETIMEDOUT,
+	              "%s: a fourth read returned %zd, but only 3 frames were sent",
 	              read_mode_name[c->mode], n);
 	free(buf);
 	return 0;
@@ -513,32 +522,36 @@ static int read_einval_main(int argc, char **argv, void *arg)
 		size_t size, off, len;
 		const char *what;
 	} bad[] = {
-		{buf, 2100, 0, 1513, "len = mtu + 13"},
-		{buf, 2100, 0, 60, "len = 60"},
-		{buf, 2100, 0, 0, "len = 0"},
-		{NULL, 2100, 0, 1514, "buf = NULL"},
-		{buf, 1513, 0, 1514, "len > size"},
-		{buf, 2100, 587, 1514, "off + len = size + 1"},
-		{buf, 2100, 2101, 1514, "off > size"},
-		{buf, 2100, SIZE_MAX, 1514, "off = SIZE_MAX"},
-		{buf, 2100, SIZE_MAX - 100, 1514, "off + len wrapping around to 1413"},
-		{buf, 2100, 1, SIZE_MAX, "len = SIZE_MAX, off + len wrapping around to 0"},
+	    {buf, 2100, 0, 1513, "len = mtu + 13"},
+	    {buf, 2100, 0, 60, "len = 60"},
+	    {buf, 2100, 0, 0, "len = 0"},
+	    {NULL, 2100, 0, 1514, "buf = NULL"},
+	    {buf, 1513, 0, 1514, "len > size"},
+	    {buf, 2100, 587, 1514, "off + len = size + 1"},
+	    {buf, 2100, 2101, 1514, "off > size"},
+	    {buf, 2100, SIZE_MAX, 1514, "off = SIZE_MAX"},
+	    {buf, 2100, SIZE_MAX - 100, 1514, "off + len wrapping around to 1413"},
+	    {buf, 2100, 1, SIZE_MAX, "len = SIZE_MAX, off + len wrapping around to 0"},
 	};
 
 	mk_net *net = lib_connect("svc", c->ifname, &c->cfg);
 	pk_send_frame(c->pfd, 100, 42);
 	usleep(50000); /* the frame waits in the TAP's queue: a bad read could take it */
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		ssize_t n = lib_read(net, c->mode, bad[i].buf, bad[i].size, bad[i].off, bad[i].len, 500);
+		ssize_t n =
+		    lib_read(net, c->mode, bad[i].buf, bad[i].size, bad[i].off, bad[i].len, 500);
 		ck_assert_msg(n == -EINVAL, "%s with %s: got %zd (%s), expected -EINVAL",
 		              read_mode_name[c->mode], bad[i].what, n,
-		              n == -ETIMEDOUT ? "timed out" : n < 0 ? mk_strerror((int)n) : "a frame");
+		              n == -ETIMEDOUT ? "timed out"
+		              : n < 0         ? mk_strerror((int)n)
+		                              : "a frame");
 	}
 	for (size_t k = 0; k < 2100; k++)
 		ck_assert_msg(buf[k] == 0xee, "%s wrote into the buffer of a bad read",
 		              read_mode_name[c->mode]);
 
-	/* The frame is still there, and a read that ends exactly at off + len = size - 100 works. */
+	/* The frame is still there, and a read that ends exactly at off + len = size - 100 works.
+	 */
 	expect_lib_frame(net, c->mode, buf, 2100, 486, 1514, 100, 42);
 	for (size_t k = 0; k < 486; k++)
 		ck_assert_msg(buf[k] == 0xee, "%s wrote before off", read_mode_name[c->mode]);
@@ -576,31 +589,31 @@ static int write_einval_main(int argc, char **argv, void *arg)
 	frame_fill(f, 4096, 666); /* anything that leaks out is a test frame, and is caught */
 
 	mk_net *net = lib_connect("svc", c->ifname, &c->cfg);
-	ssize_t (*const writes[])(mk_net *, const void *, size_t, size_t, size_t) = {
-		mk_net_write_bigstring, mk_net_write_string};
+	ssize_t (*const writes[])(mk_net *, const void *, size_t, size_t,
+	                          size_t) = {mk_net_write_bigstring, mk_net_write_string};
 	const char *const names[] = {"mk_net_write_bigstring", "mk_net_write_string"};
 	const struct {
 		const void *buf;
 		size_t size, off, len;
 		const char *what;
 	} bad[] = {
-		{f, 4096, 0, 1515, "len = mtu + 15"},
-		{f, 4096, 0, 4096, "len = 4096"},
-		{f, 4096, 0, 13, "len = 13"},
-		{f, 4096, 0, 0, "len = 0"},
-		{NULL, 4096, 0, 60, "buf = NULL"},
-		{f, 100, 50, 60, "off + len > size"},
-		{f, 59, 0, 60, "len > size"},
-		{f, 4096, 4097, 60, "off > size"},
-		{f, 4096, SIZE_MAX, 60, "off = SIZE_MAX"},
-		{f, 4096, SIZE_MAX - 10, 60, "off + len wrapping around to 49"},
-		{f, 4096, 1, SIZE_MAX, "len = SIZE_MAX"},
+	    {f, 4096, 0, 1515, "len = mtu + 15"},
+	    {f, 4096, 0, 4096, "len = 4096"},
+	    {f, 4096, 0, 13, "len = 13"},
+	    {f, 4096, 0, 0, "len = 0"},
+	    {NULL, 4096, 0, 60, "buf = NULL"},
+	    {f, 100, 50, 60, "off + len > size"},
+	    {f, 59, 0, 60, "len > size"},
+	    {f, 4096, 4097, 60, "off > size"},
+	    {f, 4096, SIZE_MAX, 60, "off = SIZE_MAX"},
+	    {f, 4096, SIZE_MAX - 10, 60, "off + len wrapping around to 49"},
+	    {f, 4096, 1, SIZE_MAX, "len = SIZE_MAX"},
 	};
 	for (size_t w = 0; w < 2; w++)
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			ssize_t r = writes[w](net, bad[i].buf, bad[i].size, bad[i].off, bad[i].len);
-			ck_assert_msg(r == -EINVAL, "%s with %s: got %zd, expected -EINVAL", names[w],
-			              bad[i].what, r);
+			ck_assert_msg(r == -EINVAL, "%s with %s: got %zd, expected -EINVAL",
+			              names[w], bad[i].what, r);
 		}
 
 	ck_assert_int_eq(mk_net_write_into(net, 1514, NULL, NULL), -EINVAL);
@@ -659,7 +672,8 @@ static int jumbo_main(int argc, char **argv, void *arg)
 	ck_assert_uint_eq(c->cfg.mtu, 9000);
 	for (int mode = READ_BIGSTRING; mode <= READ_BYTES; mode++) {
 		ssize_t n = lib_read(net, mode, buf, BIG_BUF, 0, 9013, 500);
-		ck_assert_msg(n == -EINVAL, "%s with len = 9013 at mtu 9000: got %zd, expected -EINVAL",
+		ck_assert_msg(n == -EINVAL,
+		              "%s with len = 9013 at mtu 9000: got %zd, expected -EINVAL",
 		              read_mode_name[mode], n);
 		pk_send_frame(c->pfd, 9014, 90 + mode);
 		expect_lib_frame(net, mode, buf, 9014, 0, 9014, 9014, 90 + mode);
@@ -716,9 +730,8 @@ START_TEST(mac_option)
 	static const uint8_t want[6] = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
 	struct mac_run m = {0};
 	tap_new("tma0", 0, 1);
-	ck_assert_int_eq(mkt_run(mac_main, &m, "--net:svc=tma0", "--net-mac:svc=02:11:22:33:44:55",
-	                         NULL),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_run(mac_main, &m, "--net:svc=tma0", "--net-mac:svc=02:11:22:33:44:55", NULL), 0);
 	ck_assert_int_eq(m.argc, 1);
 	ck_assert_msg(memcmp(m.mac, want, 6) == 0,
 	              "cfg.mac is %02x:%02x:%02x:%02x:%02x:%02x, --net-mac said 02:11:22:33:44:55",
@@ -734,11 +747,11 @@ START_TEST(mac_default)
 	tap_new("tmd0", 0, 1);
 	for (int k = 0; k < 2; k++) {
 		ck_assert_int_eq(mkt_run(mac_main, &m[k], "--net:svc=tmd0", NULL), 0);
-		ck_assert_msg((m[k].mac[0] & 0x02) && !(m[k].mac[0] & 0x01),
-		              "default MAC %02x:%02x:%02x:%02x:%02x:%02x is not locally administered "
-		              "unicast",
-		              m[k].mac[0], m[k].mac[1], m[k].mac[2], m[k].mac[3], m[k].mac[4],
-		              m[k].mac[5]);
+		ck_assert_msg(
+		    (m[k].mac[0] & 0x02) && !(m[k].mac[0] & 0x01),
+		    "default MAC %02x:%02x:%02x:%02x:%02x:%02x is not locally administered "
+		    "unicast",
+		    m[k].mac[0], m[k].mac[1], m[k].mac[2], m[k].mac[3], m[k].mac[4], m[k].mac[5]);
 	}
 	ck_assert_msg(memcmp(m[0].mac, m[1].mac, 6) != 0, "two runs got the same default MAC");
 	mkt_tap_delete("tmd0");
@@ -748,15 +761,16 @@ END_TEST
 START_TEST(mac_malformed)
 {
 	static const char *const bad[] = {
-		"--net-mac:svc=02:11:22:33:44",       "--net-mac:svc=02:11:22:33:44:55:66",
-		"--net-mac:svc=02:11:22:33:44:zz",    "--net-mac:svc=",
-		"--net-mac:svc=02:11:22:33:44:55x",   "--net-mac:svc=hello",
+	    "--net-mac:svc=02:11:22:33:44",     "--net-mac:svc=02:11:22:33:44:55:66",
+	    "--net-mac:svc=02:11:22:33:44:zz",  "--net-mac:svc=",
+	    "--net-mac:svc=02:11:22:33:44:55x", "--net-mac:svc=hello",
 	};
 	tap_new("tmm0", 0, 1);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct mac_run m = {0};
 		int r = mkt_run(mac_main, &m, "--net:svc=tmm0", bad[i], NULL);
-		ck_assert_msg(r == -EINVAL, "mk_run with %s returned %d, expected -EINVAL", bad[i], r);
+		ck_assert_msg(r == -EINVAL, "mk_run with %s returned %d, expected -EINVAL", bad[i],
+		              r);
 		ck_assert_msg(!m.called, "mk_run with %s ran main", bad[i]);
 		expect_error_mentions(bad[i], "svc");
 	}
@@ -928,7 +942,8 @@ static int fd_child_main(int argc, char **argv, void *arg)
 		ssize_t n = lib_read(net, k == 1 ? READ_BYTES : READ_BIGSTRING, buf, sizeof(buf), 0,
 		                     sizeof(buf), 5000);
 		if (!frame_ok(buf, n, 60 + 500 * k, 10 + k)) {
-			fprintf(stderr, "child: read %u returned %zd, expected frame %u\n", k, n, 10 + k);
+			fprintf(stderr, "child: read %u returned %zd, expected frame %u\n", k, n,
+			        10 + k);
 			return 23;
 		}
 	}
@@ -943,7 +958,8 @@ static int fd_child_main(int argc, char **argv, void *arg)
 	/* Without CAP_NET_ADMIN, attaching by interface name is refused. */
 	r = mk_net_connect("other", &other, NULL);
 	if (r != -EPERM && r != -EACCES) {
-		fprintf(stderr, "child: mk_net_connect(other) = %d, expected -EPERM or -EACCES\n", r);
+		fprintf(stderr, "child: mk_net_connect(other) = %d, expected -EPERM or -EACCES\n",
+		        r);
 		return 25;
 	}
 	if (!strstr(mk_last_error(), "other")) {
@@ -1014,8 +1030,8 @@ START_TEST(fd_unprivileged)
 		waitpid(pid, &st, 0);
 	}
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	              "the unprivileged child failed: status %d (exit %d, signal %d; see stderr)", st,
-	              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	              "the unprivileged child failed: status %d (exit %d, signal %d; see stderr)",
+	              st, WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 	ck_assert_msg(connected, "the unprivileged child never connected");
 	close(ready[0]);
 	ctx_close(&c);
@@ -1107,8 +1123,8 @@ static int idle_main(int argc, char **argv, void *arg)
 
 	ck_assert_int_eq(mk_task_cancel(reader), 0);
 	ck_assert_int_eq(mk_task_await(reader, NULL), -ECANCELED);
-	ck_assert_msg(b.done && b.ret == -ECANCELED, "a cancelled read returned %zd, not -ECANCELED",
-	              b.ret);
+	ck_assert_msg(b.done && b.ret == -ECANCELED,
+	              "a cancelled read returned %zd, not -ECANCELED", b.ret);
 
 	/* The cancelled read left nothing behind that would take the next frame. */
 	uint8_t buf[1514];
@@ -1205,10 +1221,12 @@ static int removed_main(int argc, char **argv, void *arg)
 	ck_assert_msg(b.done && b.ret != -ECANCELED,
 	              "a read went on waiting after its interface was deleted");
 	ck_assert_msg(b.ret == -ENODEV || b.ret == -EIO,
-	              "a read on a deleted interface returned %zd, expected -ENODEV or -EIO", b.ret);
+	              "a read on a deleted interface returned %zd, expected -ENODEV or -EIO",
+	              b.ret);
 	ssize_t n = lib_read(b.net, READ_BYTES, buf, sizeof(buf), 0, sizeof(buf), 1000);
 	ck_assert_msg(n == -ENODEV || n == -EIO,
-	              "a second read on a deleted interface returned %zd, expected -ENODEV or -EIO", n);
+	              "a second read on a deleted interface returned %zd, expected -ENODEV or -EIO",
+	              n);
 	frame_fill(buf, 60, 1);
 	ck_assert_int_eq(mk_net_write_bigstring(b.net, buf, 60, 0, 60), 0);
 	struct mk_net_stats st;
@@ -1231,8 +1249,8 @@ END_TEST
 /* ---------------------------------------------------------------------------------------- */
 
 #define MR_READERS 4
-#define MR_FRAMES 2000
-#define MR_WINDOW 256 /* frames in flight: well below the TAP queue (1000), so none is dropped */
+#define MR_FRAMES  2000
+#define MR_WINDOW  256 /* frames in flight: well below the TAP queue (1000), so none is dropped */
 
 struct multi {
 	struct ctx c;
@@ -1349,7 +1367,8 @@ START_TEST(several_readers)
 	for (int i = 0; i < MR_FRAMES; i++)
 		lost += !m.seen[i];
 	ck_assert_msg(lost == 0, "%d of %d frames were lost (readers got %d %d %d %d)", lost,
-	              MR_FRAMES, m.per_reader[0], m.per_reader[1], m.per_reader[2], m.per_reader[3]);
+	              MR_FRAMES, m.per_reader[0], m.per_reader[1], m.per_reader[2],
+	              m.per_reader[3]);
 	for (int i = 0; i < MR_READERS; i++)
 		ck_assert_msg(m.last_ret[i] == -ECANCELED, "reader %d ended with %zd", i,
 		              m.last_ret[i]);
@@ -1452,8 +1471,8 @@ static int flood_rx_main(int argc, char **argv, void *arg)
 		mk_sleep(10 * MS);
 	mk_task_cancel(reader);
 	mk_task_await(reader, NULL);
-	ck_assert_msg(atomic_load(&fl->got_end), "the flood never ended: %ld frames read, error %zd",
-	              fl->data, fl->read_err);
+	ck_assert_msg(atomic_load(&fl->got_end),
+	              "the flood never ended: %ld frames read, error %zd", fl->data, fl->read_err);
 	ck_assert_int_eq(mk_net_stats(fl->net, &fl->st), 0);
 	return 0;
 }
@@ -1602,8 +1621,8 @@ static int stats_main(int argc, char **argv, void *arg)
 
 	for (uint32_t k = 0; k < 4; k++) {
 		pk_send_frame(c->pfd, rx[k], 10 + k);
-		expect_lib_frame(net, k % 2 ? READ_BYTES : READ_BIGSTRING, buf, sizeof(buf), 0, 1514,
-		                 rx[k], 10 + k);
+		expect_lib_frame(net, k % 2 ? READ_BYTES : READ_BIGSTRING, buf, sizeof(buf), 0,
+		                 1514, rx[k], 10 + k);
 	}
 	want.rx_frames = 4;
 	want.rx_bytes = 14 + 60 + 200 + 1514;
