@@ -18,6 +18,8 @@ void mk__args_usage(void)
 	       "administered)\n"
 	       "  --block:NAME=FILE        block device NAME on FILE (never created or truncated)\n"
 	       "  --block-sector-size:NAME=N  sector size of NAME: a power of two >= 512 (512)\n"
+	       "  --sandbox                open every device first, then allow only the system calls\n"
+	       "                           and io_uring operations that devices need (seccomp)\n"
 	       "  --                       the arguments after it go to the program untouched\n"
 	       "environment: MKHOST_BACKEND=io_uring|epoll|auto\n");
 }
@@ -275,7 +277,9 @@ int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 	for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "--help") == 0)
 			help = true;
-		if (is_device_arg(argv[i])) {
+		if (strcmp(argv[i], "--sandbox") == 0)
+			a->sandbox = true;
+		else if (is_device_arg(argv[i])) {
 			int err = parse_one(a, argv[i]);
 			if (err != 0)
 				return err;
@@ -285,7 +289,7 @@ int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 	if (err != 0)
 		return err;
 	for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++)
-		if (!is_device_arg(argv[i]))
+		if (!is_device_arg(argv[i]) && strcmp(argv[i], "--sandbox") != 0)
 			argv[out++] = argv[i];
 	for (i++; i < *argc; i++)
 		argv[out++] = argv[i];

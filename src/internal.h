@@ -37,6 +37,7 @@ struct mk__blockarg {
 };
 
 struct mk__args {
+	bool sandbox; /* --sandbox */
 	struct mk__netarg *nets;
 	size_t n_nets;
 	struct mk__blockarg *blocks;
@@ -164,6 +165,9 @@ void mk__timer_remove(struct mk__sched *s, struct mk_task *t);
 int64_t mk__timer_timeout(struct mk__sched *s, uint64_t now); /* ns until the earliest, or -1 */
 void mk__timer_fire(struct mk__sched *s, uint64_t now);
 
+/* sandbox.c: seal the loop and install the seccomp filter */
+int mk__sandbox_enter(struct mk__sched *s);
+
 /* stop.c */
 int mk__stop_install(struct mk__sched *s);
 void mk__stop_remove(struct mk__sched *s);
@@ -202,6 +206,7 @@ struct mk_net {
 	struct mk__waitq readers;
 	struct mk__io poll;
 	uint8_t *rxbuf, *txbuf; /* mtu + 14 bytes each */
+	bool claimed;           /* returned by mk_net_connect (not just opened by --sandbox) */
 };
 
 /* Open the link of a new device: set n->link, n->fd (or -1), n->cfg.mtu and link_state from
@@ -211,5 +216,7 @@ int mk__tap_link_open(mk_net *n, const struct mk__netarg *a);
 void mk__net_notify(mk_net *n);
 void mk__random_mac(uint8_t mac[6]);
 void mk__net_close_all(struct mk__sched *s);
+/* Open every net device of the command line now (for --sandbox). */
+int mk__net_open_all(struct mk__sched *s);
 
 #endif

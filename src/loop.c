@@ -21,7 +21,7 @@ static int backend_from_env(int backend)
 	return -1;
 }
 
-int mk__loop_init(struct mk__loop *l, int backend)
+int mk__loop_init(struct mk__loop *l, int backend, bool sealable)
 {
 	int b = backend_from_env(backend);
 
@@ -32,7 +32,7 @@ int mk__loop_init(struct mk__loop *l, int backend)
 	if (b == MK_BACKEND_EPOLL)
 		return mk__loop_epoll_init(l);
 
-	int err = mk__loop_uring_init(l);
+	int err = mk__loop_uring_init(l, sealable);
 	if (err == 0)
 		return 0;
 	if (b == MK_BACKEND_IO_URING)

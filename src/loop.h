@@ -41,14 +41,18 @@ struct mk__loop_ops {
 	/* Dispatch completions. timeout_ns < 0 blocks until one arrives, 0 never blocks.
 	 * Returns how many were dispatched, or a negative errno value. */
 	int (*wait)(struct mk__loop *l, int64_t timeout_ns);
+	/* Allow from now on only the operations above (for --sandbox): io_uring requests bypass
+	 * seccomp, so the ring itself must refuse the others. */
+	int (*seal)(struct mk__loop *l);
 	void (*fini)(struct mk__loop *l);
 };
 
 /* Set up the backend named by (backend), a value of enum mk_backend. The environment variable
  * MKHOST_BACKEND overrides it. Prints one line on stderr when it falls back to epoll. */
-int mk__loop_init(struct mk__loop *l, int backend);
+int mk__loop_init(struct mk__loop *l, int backend, bool sealable);
 
-int mk__loop_uring_init(struct mk__loop *l);
+/* (sealable): the ring starts disabled and only seal() enables it, with its restrictions. */
+int mk__loop_uring_init(struct mk__loop *l, bool sealable);
 int mk__loop_epoll_init(struct mk__loop *l);
 
 #endif

@@ -139,18 +139,42 @@ static void uring_fini(struct mk__loop *l)
 	l->impl = NULL;
 }
 
+static int uring_seal(struct mk__loop *l)
+{
+	static const __u8 allowed[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_READ,
+	                               IORING_OP_WRITE, IORING_OP_FSYNC};
+	struct io_uring_restriction res[sizeof(allowed)];
+	int err;
+
+	memset(res, 0, sizeof(res));
+	for (size_t i = 0; i < sizeof(allowed); i++) {
+		res[i].opcode = IORING_RESTRICTION_SQE_OP;
+		res[i].sqe_op = allowed[i];
+	}
+	/* No register operation is listed, so none is allowed once the ring is enabled. The raw
+	 * register call: Debian's liburing 2.3 does not export the wrappers. */
+	err = io_uring_register((unsigned)ring_of(l)->ring_fd, IORING_REGISTER_RESTRICTIONS, res,
+	                        sizeof(allowed));
+	if (err == 0)
+		err = io_uring_register((unsigned)ring_of(l)->ring_fd, IORING_REGISTER_ENABLE_RINGS,
+		                        NULL, 0);
+	return err < 0 ? err : 0;
+}
+
 static const struct mk__loop_ops uring_ops = {
 	.name = "io_uring",
 	.poll_in = uring_poll_in,
 	.file = uring_file,
 	.forget = uring_forget,
 	.wait = uring_wait,
+	.seal = uring_seal,
 	.fini = uring_fini,
 };
 
-int mk__loop_uring_init(struct mk__loop *l)
+int mk__loop_uring_init(struct mk__loop *l, bool sealable)
 {
 	struct io_uring *ring = calloc(1, sizeof(*ring));
+	unsigned disabled = sealable ? IORING_SETUP_R_DISABLED : 0;
 	int err;
 
 	if (ring == NULL)
@@ -159,10 +183,10 @@ int mk__loop_uring_init(struct mk__loop *l)
 	 * next system call, and the TASKRUN flag tells the non-blocking reap (liburing's peek) when
 	 * one is due. Older kernels reject these flags, so try without them too. */
 	err = io_uring_queue_init(RING_ENTRIES, ring,
-	                          IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
-	                                  IORING_SETUP_TASKRUN_FLAG);
+	                          disabled | IORING_SETUP_SINGLE_ISSUER |
+	                                  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
 	if (err == -EINVAL)
-		err = io_uring_queue_init(RING_ENTRIES, ring, 0);
+		err = io_uring_queue_init(RING_ENTRIES, ring, disabled);
 	if (err == 0 && !(ring->features & IORING_FEAT_EXT_ARG)) {
 		/* Without EXT_ARG a timed wait needs a timeout request of its own; kernels that old
 		 * (before 5.11) get the epoll backend instead. */

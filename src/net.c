@@ -129,15 +129,32 @@ int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg)
 	a = mk__args_net(&s->args, name);
 	if (a == NULL || a->times != 1)
 		return args_error(name, a);
-	if (find_net(s, name) != NULL)
+	*out = find_net(s, name);
+	if (*out != NULL && (*out)->claimed)
 		return mk__fail(-EALREADY,
 		                "net device '%s' is already connected; connect it once and share "
 		                "the handle between tasks",
 		                name);
-	err = net_open(s, a, out);
-	if (err == 0 && cfg != NULL)
-		*cfg = (*out)->cfg;
+	/* With --sandbox, mk_run opened every device before main: hand that one over. */
+	err = *out != NULL ? 0 : net_open(s, a, out);
+	if (err == 0) {
+		(*out)->claimed = true;
+		if (cfg != NULL)
+			*cfg = (*out)->cfg;
+	}
 	return err;
+}
+
+int mk__net_open_all(struct mk__sched *s)
+{
+	for (size_t i = 0; i < s->args.n_nets; i++) {
+		struct mk__netarg *a = &s->args.nets[i];
+		mk_net *n;
+		int err = a->times == 1 ? net_open(s, a, &n) : args_error(a->name, a);
+		if (err != 0)
+			return err;
+	}
+	return 0;
 }
 
 /* ---- reading -------------------------------------------------------------------------- */

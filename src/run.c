@@ -142,7 +142,7 @@ static int sched_setup(struct mk__sched *s, const struct mk_config *cfg)
 
 	s->stack_size = page_round(cfg && cfg->stack_size ? cfg->stack_size : DEFAULT_STACK);
 	s->busy_poll_us = cfg ? cfg->busy_poll_us : 0;
-	err = mk__loop_init(&s->loop, cfg ? (int)cfg->backend : MK_BACKEND_AUTO);
+	err = mk__loop_init(&s->loop, cfg ? (int)cfg->backend : MK_BACKEND_AUTO, s->args.sandbox);
 	if (err != 0)
 		return err;
 	err = mk__fiber_sched_init(s);
@@ -151,6 +151,15 @@ static int sched_setup(struct mk__sched *s, const struct mk_config *cfg)
 	if (err == 0)
 		err = mk__overflow_guard_install(s);
 	return err;
+}
+
+/* --sandbox: open the devices as a tender does, then close the door. Without it, the ring
+ * stays disabled and unusable, so seal it even if there is nothing to open. */
+static int sandbox(struct mk__sched *s)
+{
+	int err = mk__net_open_all(s);
+
+	return err != 0 ? err : mk__sandbox_enter(s);
 }
 
 int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn main, void *arg)
@@ -171,10 +180,12 @@ int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn
 	err = mk__args_parse(&s->args, &call.argc, argv);
 	if (err == 0)
 		err = sched_setup(s, cfg);
-	if (err == 0) {
+	if (err == 0)
 		mk__sched_current = s;
+	if (err == 0 && s->args.sandbox)
+		err = sandbox(s);
+	if (err == 0)
 		err = mk__task_new(s, &s->main_task, "main", main_task, &call);
-	}
 	if (err == 0) {
 		err = run_until(s, main_ended);
 		cancel_all(s);
