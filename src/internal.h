@@ -212,6 +212,10 @@ struct mk_net {
 /* Open the link of a new device: set n->link, n->fd (or -1), n->cfg.mtu and link_state from
  * (value), the text after --net:NAME=. Errors carry a sentence naming (name). */
 int mk__tap_link_open(mk_net *n, const struct mk__netarg *a);
+int mk__unix_link_open(mk_net *n, const struct mk__netarg *a);  /* link_unix.c */
+int mk__hub_link_open(mk_net *n, const struct mk__netarg *a);   /* link_hub.c */
+/* An "mtu=N" option of a link that has no interface to ask (link_unix.c). */
+int mk__link_parse_mtu(const char *name, const char *opt, unsigned *mtu);
 /* For links without a descriptor: frames are waiting, wake a reader. */
 void mk__net_notify(mk_net *n);
 void mk__random_mac(uint8_t mac[6]);

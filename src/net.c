@@ -59,6 +59,8 @@ static const struct link_kind {
 	const char *prefix;
 	int (*open)(mk_net *n, const struct mk__netarg *a);
 } link_kinds[] = {
+	{"unix:", mk__unix_link_open},
+	{"hub:", mk__hub_link_open},
 	{"", mk__tap_link_open}, /* IFACE or @FD */
 };
 

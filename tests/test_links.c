@@ -1,0 +1,639 @@
+/* Links that need no root and no TAP: unix: sockets between processes, the in-process hub:,
+ * slirp user-mode networking, pcap capture and fault injection.
+ *
+ * The whole suite runs without privilege, to prove none is needed: started as root, main()
+ * re-executes it under `setpriv --reuid=nobody --regid=nogroup --clear-groups`, and checks that
+ * it then has no capability at all. Everything it sends stays in the process, in Unix sockets of
+ * a scratch directory, or on 127.0.0.1.
+ *
+ * Check runs every test in a process of its own (fork mode); tests that need two programs fork
+ * again, and every child has an alarm() so that a broken link fails a test instead of hanging it.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mkhost.h"
+#include "testlib.h"
+
+/* The ARP and ICMP echo responder of examples/ping-serve.c, made to be included this way. */
+#define PING_SERVE_NO_MAIN
+#include "../examples/ping-serve.c"
+
+#define TEST_ETHERTYPE 0x88b5 /* IEEE 802 local experimental */
+#define SEQ_END 0xffffffffu
+#define US 1000ULL
+#define MS 1000000ULL
+#define FRAME_MAX 1514
+
+static char scratch[200]; /* a directory of our own, made after dropping privileges */
+
+/* ---------------------------------------------------------------------------------------- */
+/*  Processes                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Fork a child that runs mk_run(main, arg) on the NULL-terminated device arguments and exits
+ * with its value (100 + -value for a negative one). */
+static pid_t child_run(mk_main_fn main, void *arg, const char *a1, const char *a2)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		alarm(60);
+		int rc = mkt_run(main, arg, a1, a2, (char *)NULL);
+		_exit(rc < 0 ? 100 + (-rc & 0x7f) : rc & 0xff);
+	}
+	return pid;
+}
+
+/* The exit status of (pid) within (seconds), or -1 (then it is killed). */
+static int child_wait(pid_t pid, int seconds)
+{
+	for (int i = 0; i < seconds * 100; i++) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 200 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static bool wait_for_file(const char *path, int seconds)
+{
+	for (int i = 0; i < seconds * 100; i++) {
+		if (access(path, F_OK) == 0)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/*  Test frames: generation and sequence number, length and content derived from both        */
+/* ---------------------------------------------------------------------------------------- */
+
+static size_t test_len(uint32_t gen, uint32_t seq)
+{
+	return seq == SEQ_END ? 60 : 60 + (seq * 7919u + gen) % (FRAME_MAX - 60 + 1);
+}
+
+static uint8_t test_byte(size_t i, uint32_t gen, uint32_t seq)
+{
+	return (uint8_t)(i * 31u + seq * 7u + gen * 13u);
+}
+
+static size_t test_frame(uint8_t *f, uint32_t gen, uint32_t seq)
+{
+	size_t len = test_len(gen, seq);
+
+	memset(f, 0xff, 6);
+	memcpy(f + 6, "\x02\x00\x00\x00\x00", 5);
+	f[11] = (uint8_t)gen;
+	put16(f + 12, TEST_ETHERTYPE);
+	put16(f + 14, (uint16_t)(gen >> 16));
+	put16(f + 16, (uint16_t)gen);
+	put16(f + 18, (uint16_t)(seq >> 16));
+	put16(f + 20, (uint16_t)seq);
+	for (size_t i = 22; i < len; i++)
+		f[i] = test_byte(i, gen, seq);
+	return len;
+}
+
+/* Whether f[0, len) is a whole, intact test frame; its numbers go to (*gen, *seq). */
+static bool test_check(const uint8_t *f, size_t len, uint32_t *gen, uint32_t *seq)
+{
+	if (len < 22 || get16(f + 12) != TEST_ETHERTYPE)
+		return false;
+	*gen = (uint32_t)get16(f + 14) << 16 | get16(f + 16);
+	*seq = (uint32_t)get16(f + 18) << 16 | get16(f + 20);
+	if (len != test_len(*gen, *seq))
+		return false;
+	for (size_t i = 22; i < len; i++)
+		if (f[i] != test_byte(i, *gen, *seq))
+			return false;
+	return true;
+}
+
+/* Write, retrying a refused frame (the peer's queue is full, or it is not there yet). */
+static int write_retry(mk_net *net, const uint8_t *f, size_t len, uint64_t give_up_ns)
+{
+	uint64_t end = mk_clock_monotonic() + give_up_ns;
+
+	for (;;) {
+		ssize_t w = mk_net_write_bigstring(net, f, len, 0, len);
+		if (w == (ssize_t)len)
+			return 0;
+		if (w != 0 || mk_clock_monotonic() > end)
+			return -1;
+		mk_sleep(20 * US);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/*  unix: two processes on one cable                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+struct stream {
+	uint32_t gen, count;
+	int notify_fd; /* the receiver writes a byte here when all frames arrived, then waits */
+};
+
+static int send_main(int argc, char **argv, void *arg)
+{
+	struct stream *st = arg;
+	struct mk_net_config cfg;
+	mk_net *net;
+	uint8_t f[FRAME_MAX];
+
+	if (mk_net_connect("link", &net, &cfg) != 0) {
+		fprintf(stderr, "%s\n", mk_last_error());
+		return 2;
+	}
+	if (cfg.mtu != 1500)
+		return 3;
+	for (uint32_t seq = 0; seq < st->count; seq++)
+		if (write_retry(net, f, test_frame(f, st->gen, seq), 20000 * MS) != 0)
+			return 4;
+	return 0;
+}
+
+static int recv_main(int argc, char **argv, void *arg)
+{
+	struct stream *st = arg;
+	mk_net *net;
+	uint8_t f[FRAME_MAX];
+	uint32_t gen, seq;
+
+	if (mk_net_connect("link", &net, NULL) != 0) {
+		fprintf(stderr, "%s\n", mk_last_error());
+		return 2;
+	}
+	for (uint32_t want = 0; want < st->count; want++) {
+		ssize_t n = mk_net_read_bigstring(net, f, sizeof(f), 0, sizeof(f));
+		if (n < 0)
+			return 3;
+		if (!test_check(f, (size_t)n, &gen, &seq) || gen != st->gen || seq != want) {
+			fprintf(stderr, "frame %u: got gen %u seq %u, length %zd\n", want, gen, seq, n);
+			return 4;
+		}
+	}
+	if (write(st->notify_fd, "k", 1) != 1)
+		return 5;
+	for (;;)
+		mk_sleep(1000 * MS); /* until killed */
+}
+
+/* Echo every frame back, checking it; end at the SEQ_END frame after frames 0..999. */
+static int echo_main(int argc, char **argv, void *arg)
+{
+	mk_net *net;
+	uint8_t f[FRAME_MAX];
+	uint32_t gen, seq, want = 0;
+
+	if (mk_net_connect("link", &net, NULL) != 0) {
+		fprintf(stderr, "%s\n", mk_last_error());
+		return 2;
+	}
+	for (;;) {
+		ssize_t n = mk_net_read_bigstring(net, f, sizeof(f), 0, sizeof(f));
+		if (n < 0 || !test_check(f, (size_t)n, &gen, &seq))
+			return 3;
+		if (seq == SEQ_END)
+			return want == 1000 ? 0 : 4;
+		if (seq > want)
+			return 5; /* a gap: the link lost a frame */
+		if (seq == want)
+			want++;
+		if (write_retry(net, f, (size_t)n, 5000 * MS) != 0)
+			return 6;
+	}
+}
+
+struct echoed {
+	mk_net *net;
+	uint32_t gen, seq; /* the last echo received */
+	bool any;
+};
+
+static intptr_t echo_reader(void *arg)
+{
+	struct echoed *e = arg;
+	uint8_t f[FRAME_MAX];
+
+	for (;;) {
+		ssize_t n = mk_net_read_bigstring(e->net, f, sizeof(f), 0, sizeof(f));
+		if (n < 0)
+			return n == -ECANCELED ? 0 : 1;
+		if (!test_check(f, (size_t)n, &e->gen, &e->seq))
+			return 2;
+		e->any = true;
+	}
+}
+
+/* Two rounds of 1000 frames, each echoed before the next is sent, each to a peer of its own:
+ * the peer of the first round exits and another one starts for the second. */
+static int pinger_main(int argc, char **argv, void *arg)
+{
+	struct echoed e = {0};
+	uint8_t f[FRAME_MAX];
+	mk_task *reader;
+	intptr_t rr;
+	int rc = 0;
+
+	if (mk_net_connect("link", &e.net, NULL) != 0) {
+		fprintf(stderr, "%s\n", mk_last_error());
+		return 2;
+	}
+	mk_task_spawn(&reader, "reader", echo_reader, &e);
+	for (uint32_t gen = 3; gen <= 4 && rc == 0; gen++) {
+		for (uint32_t seq = 0; seq < 1000 && rc == 0; seq++) {
+			size_t len = test_frame(f, gen, seq);
+			uint64_t end = mk_clock_monotonic() + 20000 * MS;
+			while (!(e.any && e.gen == gen && e.seq == seq)) {
+				if (mk_clock_monotonic() > end) {
+					rc = 3;
+					break;
+				}
+				mk_net_write_bigstring(e.net, f, len, 0, len); /* again after 20 ms */
+				for (int i = 0; i < 100 && !(e.any && e.gen == gen && e.seq == seq); i++)
+					mk_sleep(200 * US);
+			}
+		}
+		if (rc == 0 && write_retry(e.net, f, test_frame(f, gen, SEQ_END), 5000 * MS) != 0)
+			rc = 4;
+	}
+	mk_task_cancel(reader);
+	mk_task_await(reader, &rr);
+	return rc != 0 ? rc : (int)rr;
+}
+
+START_TEST(unix_two_processes)
+{
+	char path[256], arg[300];
+	int p[2];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/cable", scratch);
+	snprintf(arg, sizeof(arg), "--net:link=unix:%s", path);
+	ck_assert_int_eq(pipe(p), 0);
+
+	/* 100,000 frames, one way, every one checked, none lost or reordered. */
+	struct stream st1 = {1, 100000, p[1]};
+	pid_t r1 = child_run(recv_main, &st1, arg, NULL);
+	ck_assert_msg(wait_for_file(path, 5), "the first end never bound %s", path);
+	pid_t s1 = child_run(send_main, &st1, arg, NULL);
+	ck_assert_int_eq(child_wait(s1, 60), 0);
+	struct pollfd pfd = {p[0], POLLIN, 0};
+	char c;
+	ck_assert_int_eq(poll(&pfd, 1, 30000), 1);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+
+	/* The listening end dies without a word: its socket file stays behind, stale. */
+	kill(r1, SIGKILL);
+	ck_assert_int_eq(child_wait(r1, 10), 200 + SIGKILL);
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+
+	/* A new program replaces the stale file; its peer restarts between the two rounds. */
+	pid_t pinger = child_run(pinger_main, NULL, arg, NULL);
+	pid_t e1 = child_run(echo_main, NULL, arg, NULL);
+	ck_assert_int_eq(child_wait(e1, 60), 0);
+	pid_t e2 = child_run(echo_main, NULL, arg, NULL);
+	ck_assert_int_eq(child_wait(e2, 60), 0);
+	ck_assert_int_eq(child_wait(pinger, 60), 0);
+
+	/* Whoever listened last removed the file when it closed. */
+	ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
+static int unix_errors_main(int argc, char **argv, void *arg)
+{
+	struct mk_net_config cfg;
+	mk_net *net;
+
+	ck_assert_int_eq(mk_net_connect("file", &net, NULL), -EEXIST);
+	ck_assert_ptr_nonnull(strstr(mk_last_error(), "is not a socket"));
+	ck_assert_int_eq(mk_net_connect("jumbo", &net, &cfg), 0);
+	ck_assert_uint_eq(cfg.mtu, 9000);
+	ck_assert_int_eq(mk_net_connect("tiny", &net, NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mk_last_error(), "mtu"));
+	ck_assert_int_eq(mk_net_connect("long", &net, NULL), -ENAMETOOLONG);
+	return 0;
+}
+
+START_TEST(unix_errors)
+{
+	char file[256], a[6][400];
+
+	snprintf(file, sizeof(file), "%s/not-a-socket", scratch);
+	FILE *f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	snprintf(a[0], sizeof(a[0]), "--net:file=unix:%s", file);
+	snprintf(a[1], sizeof(a[1]), "--net:jumbo=unix:%s/jumbo,mtu=9000", scratch);
+	snprintf(a[2], sizeof(a[2]), "--net:tiny=unix:%s/tiny,mtu=12", scratch);
+	snprintf(a[3], sizeof(a[3]), "--net:long=unix:%s/%0150d", scratch, 0);
+	ck_assert_int_eq(mkt_run(unix_errors_main, NULL, a[0], a[1], a[2], a[3], (char *)NULL), 0);
+	ck_assert_int_eq(access(file, F_OK), 0); /* never removed */
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+/*  hub: three hosts in one process                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+#define HOSTS 3
+
+struct lan_host {
+	struct ps_host ps;        /* answers ARP and echo requests, as ping-serve does */
+	mk_net *net;
+	uint8_t peer_mac[HOSTS][6]; /* learned from ARP replies */
+	bool have_mac[HOSTS];
+	unsigned echo_replies[HOSTS];
+	unsigned foreign_unicast; /* unicast frames for someone else: the switch should not */
+	mk_task *task;
+};
+
+static void host_ip(int i, uint8_t ip[4])
+{
+	memcpy(ip, "\x0a\x00\x00", 3);
+	ip[3] = (uint8_t)(i + 1);
+}
+
+/* Read frames: answer requests with ps_handle_frame(), record the replies to our own. */
+static intptr_t host_task(void *arg)
+{
+	struct lan_host *h = arg;
+	uint8_t f[FRAME_MAX], out[FRAME_MAX];
+
+	for (;;) {
+		ssize_t n = mk_net_read_bigstring(h->net, f, sizeof(f), 0, sizeof(f));
+		if (n < 0)
+			return n == -ECANCELED ? 0 : 1;
+		if (!(f[0] & 1) && memcmp(f, h->ps.mac, 6) != 0)
+			h->foreign_unicast++;
+		size_t r = ps_handle_frame(&h->ps, f, (size_t)n, out, sizeof(out));
+		if (r != 0) {
+			mk_net_write_bigstring(h->net, out, sizeof(out), 0, r);
+			continue;
+		}
+		const uint8_t *p = f + ETHH_LEN;
+		if (get16(f + ETHH_TYPE) == ETHERTYPE_ARP && n >= ETHH_LEN + ARPH_LEN &&
+		    get16(p + ARPH_OPER) == 2 && memcmp(p + ARPH_TPA, h->ps.ip, 4) == 0) {
+			int from = p[ARPH_SPA + 3] - 1;
+			if (from >= 0 && from < HOSTS) {
+				memcpy(h->peer_mac[from], p + ARPH_SHA, 6);
+				h->have_mac[from] = true;
+			}
+		} else if (get16(f + ETHH_TYPE) == ETHERTYPE_IPV4 && n >= ETHH_LEN + 28 &&
+		           p[IPH_PROTO] == IPPROTO_ICMP && p[IPH_MINLEN + ICMPH_TYPE] == 0 &&
+		           memcmp(p + IPH_DST, h->ps.ip, 4) == 0) {
+			int from = p[IPH_SRC + 3] - 1;
+			if (from >= 0 && from < HOSTS)
+				h->echo_replies[from]++;
+		}
+	}
+}
+
+static size_t arp_request(uint8_t *f, const struct lan_host *h, int to)
+{
+	uint8_t *a = f + ETHH_LEN;
+
+	memset(f, 0, 60);
+	memset(f, 0xff, 6);
+	memcpy(f + ETHH_SRC, h->ps.mac, 6);
+	put16(f + ETHH_TYPE, ETHERTYPE_ARP);
+	put16(a + ARPH_HTYPE, 1);
+	put16(a + ARPH_PTYPE, ETHERTYPE_IPV4);
+	a[ARPH_HLEN] = 6;
+	a[ARPH_PLEN] = 4;
+	put16(a + ARPH_OPER, 1);
+	memcpy(a + ARPH_SHA, h->ps.mac, 6);
+	memcpy(a + ARPH_SPA, h->ps.ip, 4);
+	host_ip(to, a + ARPH_TPA);
+	return 60;
+}
+
+static size_t echo_request(uint8_t *f, const struct lan_host *h, int to, uint16_t seq)
+{
+	uint8_t *ip = f + ETHH_LEN, *icmp = ip + IPH_MINLEN;
+	size_t icmp_len = ICMPH_MINLEN + 32;
+
+	memcpy(f + ETHH_DST, h->peer_mac[to], 6);
+	memcpy(f + ETHH_SRC, h->ps.mac, 6);
+	put16(f + ETHH_TYPE, ETHERTYPE_IPV4);
+	memset(ip, 0, IPH_MINLEN);
+	ip[IPH_VIHL] = 0x45;
+	put16(ip + IPH_TOTLEN, (uint16_t)(IPH_MINLEN + icmp_len));
+	ip[IPH_TTL] = 64;
+	ip[IPH_PROTO] = IPPROTO_ICMP;
+	memcpy(ip + IPH_SRC, h->ps.ip, 4);
+	host_ip(to, ip + IPH_DST);
+	put16(ip + IPH_CSUM, inet_checksum(ip, IPH_MINLEN));
+	icmp[ICMPH_TYPE] = ICMP_TYPE_ECHO;
+	icmp[ICMPH_CODE] = 0;
+	put16(icmp + ICMPH_CSUM, 0);
+	put16(icmp + 4, 0x4d4b);
+	put16(icmp + 6, seq);
+	for (size_t i = ICMPH_MINLEN; i < icmp_len; i++)
+		icmp[i] = (uint8_t)i;
+	put16(icmp + ICMPH_CSUM, inet_checksum(icmp, icmp_len));
+	return ETHH_LEN + IPH_MINLEN + icmp_len;
+}
+
+/* Poll (*flag) every millisecond for up to a second. */
+static bool wait_until(const bool *flag, const unsigned *count, unsigned want)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (flag != NULL ? *flag : *count >= want)
+			return true;
+		mk_sleep(MS);
+	}
+	return false;
+}
+
+static int hub_ping_main(int argc, char **argv, void *arg)
+{
+	static const char *const names[HOSTS] = {"a", "b", "c"};
+	static const int pairs[][2] = {{0, 1}, {0, 2}, {1, 2}, {2, 0}};
+	struct lan_host h[HOSTS];
+	struct mk_net_config cfg;
+	uint8_t f[FRAME_MAX];
+
+	memset(h, 0, sizeof(h));
+	for (int i = 0; i < HOSTS; i++) {
+		ck_assert_int_eq(mk_net_connect(names[i], &h[i].net, &cfg), 0);
+		ck_assert_uint_eq(cfg.mtu, 1500);
+		memcpy(h[i].ps.mac, cfg.mac, 6);
+		host_ip(i, h[i].ps.ip);
+		ck_assert_int_eq(mk_task_spawn(&h[i].task, names[i], host_task, &h[i]), 0);
+	}
+	for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++) {
+		struct lan_host *from = &h[pairs[k][0]];
+		int to = pairs[k][1];
+		size_t len = arp_request(f, from, to);
+		ck_assert_int_eq(mk_net_write_bigstring(from->net, f, sizeof(f), 0, len), (ssize_t)len);
+		ck_assert_msg(wait_until(&from->have_mac[to], NULL, 0), "no ARP reply from %d", to);
+		ck_assert_mem_eq(from->peer_mac[to], h[to].ps.mac, 6);
+		for (uint16_t seq = 0; seq < 5; seq++) {
+			len = echo_request(f, from, to, seq);
+			ck_assert_int_eq(mk_net_write_bigstring(from->net, f, sizeof(f), 0, len),
+			                 (ssize_t)len);
+		}
+		ck_assert_msg(wait_until(NULL, &from->echo_replies[to], 5), "%u echo replies of 5",
+		              from->echo_replies[to]);
+	}
+	for (int i = 0; i < HOSTS; i++) {
+		struct mk_net_stats st;
+		mk_task_cancel(h[i].task);
+		ck_assert_int_eq(mk_task_await(h[i].task, NULL), -ECANCELED);
+		ck_assert_uint_eq(h[i].foreign_unicast, 0); /* it is a switch, not a repeater */
+		mk_net_stats(h[i].net, &st);
+		ck_assert_uint_eq(st.rx_drops, 0);
+		ck_assert_uint_eq(st.tx_drops, 0);
+	}
+	ck_assert_uint_eq(h[1].ps.arp_replies, 1);
+	ck_assert_uint_eq(h[2].ps.arp_replies, 2);
+	ck_assert_uint_eq(h[2].ps.echo_replies, 10);
+	return 0;
+}
+
+START_TEST(hub_three_hosts_ping)
+{
+	ck_assert_int_eq(mkt_run(hub_ping_main, NULL, "--net:a=hub:lan0", "--net:b=hub:lan0",
+	                         "--net:c=hub:lan0", "--net:other=hub:lan1", (char *)NULL),
+	                 0);
+}
+END_TEST
+
+static intptr_t read_one(void *arg)
+{
+	uint8_t f[FRAME_MAX];
+
+	return mk_net_read_bigstring(arg, f, sizeof(f), 0, sizeof(f));
+}
+
+static int hub_queue_main(int argc, char **argv, void *arg)
+{
+	mk_net *a, *b, *c;
+	struct mk_net_stats st;
+	uint8_t f[FRAME_MAX];
+	mk_task *t;
+	intptr_t r;
+
+	ck_assert_int_eq(mk_net_connect("a", &a, NULL), 0);
+	ck_assert_int_eq(mk_net_connect("b", &b, NULL), 0);
+	ck_assert_int_eq(mk_net_connect("c", &c, NULL), 0);
+	for (uint32_t seq = 0; seq < 300; seq++) {
+		size_t len = test_frame(f, 1, seq);
+		ck_assert_int_eq(mk_net_write_bigstring(a, f, sizeof(f), 0, len), (ssize_t)len);
+	}
+	mk_net_stats(b, &st);
+	ck_assert_uint_eq(st.rx_drops, 300 - 256); /* the queue holds 256 */
+	for (uint32_t seq = 0; seq < 256; seq++) {
+		uint32_t gen, got;
+		ssize_t n = mk_net_read_bigstring(b, f, sizeof(f), 0, sizeof(f));
+		ck_assert(test_check(f, (size_t)n, &gen, &got));
+		ck_assert_uint_eq(got, seq);
+	}
+	/* The sender hears nothing of its own frames; c (another LAN) hears nothing at all. */
+	mk_net *quiet[] = {a, c};
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(mk_task_spawn(&t, "reader", read_one, quiet[i]), 0);
+		mk_sleep(20 * MS);
+		mk_task_cancel(t);
+		ck_assert_int_eq(mk_task_await(t, &r), -ECANCELED);
+		ck_assert_int_eq(r, -ECANCELED);
+	}
+	return 0;
+}
+
+START_TEST(hub_queue_bounded)
+{
+	ck_assert_int_eq(mkt_run(hub_queue_main, NULL, "--net:a=hub:x", "--net:b=hub:x",
+	                         "--net:c=hub:y", (char *)NULL),
+	                 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Started as root: run again as nobody, with no capability, so that every test proves it needs
+ * no privilege. */
+static void drop_privileges(char **argv)
+{
+	if (geteuid() == 0) {
+		static char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		char *args[] = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+		                "--", self, NULL};
+		(void)argv;
+		if (n <= 0) {
+			perror("readlink /proc/self/exe");
+			exit(1);
+		}
+		self[n] = '\0';
+		setenv("HOME", "/tmp", 1); /* nobody's home does not exist; tshark wants one */
+		execvp("setpriv", args);
+		fprintf(stderr, "SKIP: running as root and setpriv (util-linux) is missing: %s\n",
+		        strerror(errno));
+		exit(MKT_SKIP);
+	}
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "CapEff:", 7) == 0 && strtoull(line + 7, NULL, 16) != 0) {
+			fprintf(stderr, "the suite must run without capabilities: %s", line);
+			exit(1);
+		}
+	if (f != NULL)
+		fclose(f);
+	fprintf(stderr, "running as uid %d, no capabilities\n", (int)geteuid());
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	drop_privileges(argv);
+	snprintf(scratch, sizeof(scratch), "/tmp/mkhost-links-XXXXXX");
+	if (mkdtemp(scratch) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+
+	Suite *s = suite_create("links");
+	TCase *tc_unix = tcase_create("unix");
+	tcase_set_timeout(tc_unix, 120);
+	tcase_add_test(tc_unix, unix_two_processes);
+	tcase_add_test(tc_unix, unix_errors);
+	suite_add_tcase(s, tc_unix);
+
+	TCase *hub = tcase_create("hub");
+	tcase_set_timeout(hub, 30);
+	tcase_add_test(hub, hub_three_hosts_ping);
+	tcase_add_test(hub, hub_queue_bounded);
+	suite_add_tcase(s, hub);
+
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	mkt_sh("rm -rf %s", scratch);
+	return failed == 0 ? 0 : 1;
+}
