@@ -270,6 +270,124 @@ MK_EXPORT int mk_net_stats(const mk_net *net, struct mk_net_stats *out);
 /* The name the device was connected by. */
 MK_EXPORT const char *mk_net_name(const mk_net *net);
 
+/* ======================================================================================== */
+/*  Block devices (Mkernel.Block)                                                           */
+/* ======================================================================================== */
+
+/* A block device is a file (or a Linux block device) given on the command line:
+ *   --block:NAME=FILE            the file, opened as it is: never created, never truncated
+ *   --block-sector-size:NAME=N   its sector size: a power of two from 512 to 1048576 (512)
+ * Every read and write moves exactly one sector, at a sector-aligned offset inside the device.
+ * A sector is never torn by the program being killed in the middle of a write: afterwards it holds
+ * either what it held before or what was written (for sectors up to the page size, 4096 bytes;
+ * the kernel copies a larger one page by page). Only mk_block_flush() makes writes durable
+ * against a crash of the machine. Reads and writes that are in flight at once, from several
+ * tasks, are not ordered with each other. */
+
+typedef struct mk_block mk_block;
+
+struct mk_block_stats {
+	uint64_t read_ops, read_bytes;   /* sectors read and their bytes, atomic or scheduled */
+	uint64_t write_ops, write_bytes; /* sectors written and their bytes */
+	uint64_t flush_ops;              /* flushes that succeeded */
+};
+
+/* Acquire the block device (name) given on the command line as --block:NAME=FILE and store it in
+ * (*out). The file is opened for reading and writing, or for reading only when it may not be
+ * written (then writes fail with -EROFS). It is locked (flock) against other programs until
+ * mk_run returns, when the device is closed.
+ * Does not suspend (it may sleep the thread up to ~200 ms while the kernel still holds the file
+ * for a program that was just killed with I/O in flight).
+ * Returns 0, or one of these, with a sentence in mk_last_error():
+ *   -EINVAL   (name) or (out) is NULL; the file is empty, its size is not a multiple of the
+ *             sector size, or it is neither a regular file nor a block device;
+ *   -ENOENT   (name) was not given on the command line;
+ *   -EEXIST   (name) was given more than once on the command line;
+ *   -EALREADY (name) is already connected;
+ *   -ENODEV   the file does not exist;
+ *   -EACCES   the file may not even be read;
+ *   -EBUSY    another program (or another connect of the same file) has the file locked;
+ *   -EPERM    outside mk_run;
+ *   -EMFILE / -ENFILE / -ENOMEM  out of resources; other open(2) errors as they come. */
+MK_EXPORT int mk_block_connect(const char *name, mk_block **out);
+
+/* The sector size in bytes: what every read and write moves. */
+MK_EXPORT size_t mk_block_sector_size(const mk_block *block);
+
+/* The device's length in bytes, a multiple of the sector size. */
+MK_EXPORT uint64_t mk_block_length(const mk_block *block);
+
+/* 1 if the file was opened read-only (writes fail with -EROFS), else 0. */
+MK_EXPORT int mk_block_read_only(const mk_block *block);
+
+/* Read the sector at byte (src_off) of the device into dst[dst_off, dst_off + sector size).
+ * (dst) is a buffer of (dst_size) bytes.
+ * Does not suspend: the read is done when the call returns, and no other task runs meanwhile.
+ * Returns 0; or
+ *   -EINVAL  (block) or (dst) is NULL, (src_off) is not a multiple of the sector size or the
+ *            sector is not inside the device, or the sector does not fit in (dst) from
+ *            (dst_off); nothing is read and (dst) is untouched;
+ *   -EPERM   outside mk_run;
+ *   -EIO     the file failed or was truncated behind the program (other errors of pread(2) as
+ *            they come); (dst) may then hold part of the sector. */
+MK_EXPORT int mk_block_atomic_read(mk_block *block, uint64_t src_off, void *dst, size_t dst_size,
+                                   size_t dst_off);
+
+/* Write src[src_off, src_off + sector size) to the sector at byte (dst_off) of the device.
+ * (src) is a buffer of (src_size) bytes.
+ * Does not suspend: the write is done (in the kernel, not yet durable) when the call returns, and
+ * no other task runs meanwhile.
+ * Returns 0; or
+ *   -EINVAL  as for mk_block_atomic_read; nothing is written;
+ *   -EROFS   the device is read-only (mk_last_error() names the file and the fix); nothing is
+ *            written;
+ *   -EPERM   outside mk_run;
+ *   -EIO / -ENOSPC / ...  the errors of pwrite(2). */
+MK_EXPORT int mk_block_atomic_write(mk_block *block, uint64_t dst_off, const void *src,
+                                    size_t src_size, size_t src_off);
+
+/* mk_block_atomic_read() scheduled through the event loop (io_uring; with the epoll backend the
+ * read is done at once and reported at the next poll).
+ * Suspends: the task is parked until the read completes, and other tasks run meanwhile. Many
+ * reads and writes may be in flight at once, from many tasks.
+ * Cancellation: a task cancelled while its read is in flight is not resumed before the read has
+ * completed (the kernel writes into (dst) until then), and the call returns the read's own
+ * result: 0 means (dst) holds the sector. The next suspending call returns -ECANCELED.
+ * Returns what mk_block_atomic_read() returns; also
+ *   -ECANCELED  the calling task had been cancelled before the call (nothing is read);
+ *   -EPERM      outside a task (from a hook, too);
+ *   -EBUSY      the event loop could take no more requests (nothing is read). */
+MK_EXPORT int mk_block_read(mk_block *block, uint64_t src_off, void *dst, size_t dst_size,
+                            size_t dst_off);
+
+/* mk_block_atomic_write() scheduled through the event loop. (src) must stay unchanged until the
+ * call returns.
+ * Suspends, as mk_block_read().
+ * Cancellation: a write in flight is never left half-done. A task cancelled while its write is
+ * in flight is not resumed before the whole sector has been handed to the kernel (or the kernel
+ * failed it), and the call returns the write's own result: 0 means the sector was written, as if
+ * the task had not been cancelled. The next suspending call returns -ECANCELED.
+ * Returns what mk_block_atomic_write() returns; also -ECANCELED (cancelled before the call:
+ * nothing is written), -EPERM and -EBUSY as for mk_block_read(). */
+MK_EXPORT int mk_block_write(mk_block *block, uint64_t dst_off, const void *src, size_t src_size,
+                             size_t src_off);
+
+/* Make every write that returned before this call durable (fsync(2) through the event loop).
+ * Writes still in flight in other tasks are not covered.
+ * Suspends until the flush completes. A task cancelled meanwhile still waits for it, and gets its
+ * result.
+ * Returns 0; or -EINVAL if (block) is NULL; -ECANCELED if the calling task had been cancelled
+ * before the call (nothing is flushed); -EPERM outside a task; -EBUSY as for mk_block_read();
+ * -EIO / -ENOSPC / ...  the errors of fsync(2): some writes may not be durable. */
+MK_EXPORT int mk_block_flush(mk_block *block);
+
+/* Copy the device's counters into (*out).
+ * Returns 0; -EINVAL if an argument is NULL. */
+MK_EXPORT int mk_block_stats(const mk_block *block, struct mk_block_stats *out);
+
+/* The name the device was connected by. */
+MK_EXPORT const char *mk_block_name(const mk_block *block);
+
 #ifdef __cplusplus
 }
 #endif

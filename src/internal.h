@@ -122,6 +122,7 @@ struct mk__sched {
 	bool in_hook;
 	struct mk__args args;
 	struct mk_net *nets;
+	struct mk_block *blocks;
 	size_t stack_size;
 	unsigned busy_poll_us;
 	/* fibers */
@@ -222,5 +223,11 @@ void mk__random_mac(uint8_t mac[6]);
 void mk__net_close_all(struct mk__sched *s);
 /* Open every net device of the command line now (for --sandbox). */
 int mk__net_open_all(struct mk__sched *s);
+
+/* ---- block devices (block.c) ---------------------------------------------------------- */
+
+void mk__block_close_all(struct mk__sched *s);
+/* Open every block device of the command line now (for --sandbox). */
+int mk__block_open_all(struct mk__sched *s);
 
 #endif

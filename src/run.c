@@ -129,6 +129,7 @@ static void sched_free(struct mk__sched *s)
 	mk__stop_remove(s);
 	/* Close the TAPs after the ring: the ring holds references to them. */
 	mk__net_close_all(s);
+	mk__block_close_all(s);
 	mk__overflow_guard_remove(s);
 	mk__fiber_sched_fini(s);
 	mk__args_free(&s->args);

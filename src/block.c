@@ -1,0 +1,463 @@
+/* Block devices (Mkernel.Block): connect, one sector per read or write, flush, statistics.
+ *
+ * The atomic calls are pread(2)/pwrite(2) on the spot. The scheduled ones go through the event
+ * loop's file operation: the request lives on the calling task's stack, and the task parks
+ * uncancellably until its completion arrives, because the kernel may use the buffer (and the
+ * request) until then. A cancel therefore never cuts an operation short; the task sees it at its
+ * next suspending call. Short transfers are continued until the sector is done or fails.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct mk_block {
+	struct mk_block *next;
+	struct mk__sched *sched;
+	char name[64];
+	char *file;
+	int fd;
+	bool read_only;
+	bool claimed; /* returned by mk_block_connect (not just opened for --sandbox) */
+	size_t sector_size;
+	uint64_t length;
+	struct mk_block_stats stats;
+};
+
+#define DEFAULT_SECTOR 512
+
+static struct mk_block *find_block(struct mk__sched *s, const char *name)
+{
+	for (struct mk_block *b = s->blocks; b != NULL; b = b->next)
+		if (strcmp(b->name, name) == 0)
+			return b;
+	return NULL;
+}
+
+/* ---- connect -------------------------------------------------------------------------- */
+
+static int args_error(const char *name, const struct mk__blockarg *a)
+{
+	if (a == NULL || a->times == 0)
+		return mk__fail(-ENOENT,
+		                "block device '%s' is not on the command line; start the program with "
+		                "--block:%s=FILE (an existing file, e.g. made with truncate -s 1M FILE)",
+		                name, name);
+	return mk__fail(-EEXIST,
+	                "block device '%s' is given %d times on the command line; give --block:%s= "
+	                "once",
+	                name, a->times, name);
+}
+
+static int open_error(const mk_block *b, int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return mk__fail(-ENODEV,
+		                "block device '%s': file '%s' does not exist; create it with "
+		                "truncate -s 1M %s (mkhost never creates or truncates it)",
+		                b->name, b->file, b->file);
+	case -EACCES:
+	case -EPERM:
+		return mk__fail(-EACCES,
+		                "block device '%s': no permission to read '%s'; give yourself access "
+		                "with chmod u+rw %s",
+		                b->name, b->file, b->file);
+	case -EISDIR:
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is a directory; give a regular file or a "
+		                "block device",
+		                b->name, b->file);
+	case -EWOULDBLOCK:
+		return mk__fail(-EBUSY,
+		                "block device '%s': '%s' is in use by another program (it holds a "
+		                "lock on it); stop that program first",
+		                b->name, b->file);
+	default:
+		return mk__fail(err, "block device '%s': cannot open '%s': %s", b->name, b->file,
+		                strerror(-err));
+	}
+}
+
+/* A program killed with io_uring requests in flight keeps its files (and their locks) until the
+ * kernel has torn its ring down, asynchronously, some milliseconds after it is reaped. Wait that
+ * long for the lock before calling the file busy. */
+#define LOCK_RETRY_NS (200 * 1000000L)
+#define LOCK_STEP_NS (5 * 1000000L)
+
+static int lock_file(mk_block *b)
+{
+	struct timespec step = {0, LOCK_STEP_NS};
+
+	for (long waited = 0; flock(b->fd, LOCK_EX | LOCK_NB) != 0; waited += LOCK_STEP_NS) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK || waited >= LOCK_RETRY_NS)
+			return open_error(b, -errno);
+		nanosleep(&step, NULL);
+	}
+	return 0;
+}
+
+/* Read-write if the file may be written, else read-only. Never O_CREAT, never O_TRUNC. */
+static int open_file(mk_block *b)
+{
+	b->fd = open(b->file, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (b->fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM || errno == ETXTBSY)) {
+		b->fd = open(b->file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		b->read_only = true;
+	}
+	if (b->fd < 0)
+		return open_error(b, -errno);
+	return lock_file(b);
+}
+
+static int check_size(mk_block *b)
+{
+	struct stat st;
+	off_t end;
+
+	if (fstat(b->fd, &st) != 0)
+		return open_error(b, -errno);
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is neither a regular file nor a block "
+		                "device",
+		                b->name, b->file);
+	end = lseek(b->fd, 0, SEEK_END); /* a block device's st_size is 0 */
+	if (end < 0)
+		return open_error(b, -errno);
+	b->length = (uint64_t)end;
+	if (b->length == 0)
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is empty; give it a size, e.g. "
+		                "truncate -s 1M %s",
+		                b->name, b->file, b->file);
+	if (b->length % b->sector_size != 0)
+		return mk__fail(-EINVAL,
+		                "block device '%s': the size of '%s' (%llu bytes) is not a multiple "
+		                "of the sector size (%zu); resize it, e.g. truncate -s %lluK %s, or "
+		                "change --block-sector-size:%s",
+		                b->name, b->file, (unsigned long long)b->length, b->sector_size,
+		                (unsigned long long)((b->length + 1023) / 1024), b->file, b->name);
+	return 0;
+}
+
+static void block_free(mk_block *b)
+{
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->file);
+	free(b);
+}
+
+static int block_open(struct mk__sched *s, const struct mk__blockarg *a, mk_block **out)
+{
+	mk_block *b = calloc(1, sizeof(*b));
+	int err;
+
+	if (b == NULL || (b->file = strdup(a->file)) == NULL) {
+		free(b);
+		return mk__fail(-ENOMEM, "block device '%s': out of memory", a->name);
+	}
+	snprintf(b->name, sizeof(b->name), "%s", a->name);
+	b->sched = s;
+	b->fd = -1;
+	b->sector_size = a->sector_size ? a->sector_size : DEFAULT_SECTOR;
+	err = open_file(b);
+	if (err == 0)
+		err = check_size(b);
+	if (err != 0) {
+		block_free(b);
+		return err;
+	}
+	b->next = s->blocks;
+	s->blocks = b;
+	*out = b;
+	return 0;
+}
+
+int mk_block_connect(const char *name, mk_block **out)
+{
+	struct mk__sched *s = mk__sched_current;
+	struct mk__blockarg *a;
+	mk_block *b;
+	int err;
+
+	if (s == NULL)
+		return mk__fail(-EPERM, "mk_block_connect('%s') called outside mk_run",
+		                name ? name : "(null)");
+	if (name == NULL || out == NULL)
+		return mk__fail(-EINVAL, "mk_block_connect: %s is NULL", name ? "out" : "name");
+	a = mk__args_block(&s->args, name);
+	if (a == NULL || a->times != 1)
+		return args_error(name, a);
+	b = find_block(s, name);
+	if (b != NULL && b->claimed)
+		return mk__fail(-EALREADY,
+		                "block device '%s' is already connected; connect it once and share "
+		                "the handle between tasks",
+		                name);
+	/* With --sandbox, mk_run opened every device before main: hand that one over. */
+	err = b != NULL ? 0 : block_open(s, a, &b);
+	if (err != 0)
+		return err;
+	b->claimed = true;
+	*out = b;
+	return 0;
+}
+
+int mk__block_open_all(struct mk__sched *s)
+{
+	for (size_t i = 0; i < s->args.n_blocks; i++) {
+		struct mk__blockarg *a = &s->args.blocks[i];
+		mk_block *b;
+		int err = a->times == 1 ? block_open(s, a, &b) : args_error(a->name, a);
+		if (err != 0)
+			return err;
+	}
+	return 0;
+}
+
+/* ---- arguments ------------------------------------------------------------------------ */
+
+/* The checks shared by every sector transfer: a sector-aligned sector inside the device, and a
+ * buffer of (size) bytes that holds a sector from (off). */
+static bool sector_ok(const mk_block *b, uint64_t dev_off, const void *buf, size_t size,
+                      size_t off)
+{
+	return b != NULL && buf != NULL && dev_off % b->sector_size == 0 &&
+	       dev_off < b->length && b->length - dev_off >= b->sector_size && off <= size &&
+	       size - off >= b->sector_size;
+}
+
+/* The scheduler (device, calling thread) when the device belongs to the one running here. */
+static struct mk__sched *block_sched(const mk_block *b)
+{
+	struct mk__sched *s = mk__sched_current;
+
+	return (s != NULL && b->sched == s) ? s : NULL;
+}
+
+static int read_only_error(const mk_block *b)
+{
+	return mk__fail(-EROFS,
+	                "block device '%s': '%s' was opened read-only (no permission to write it, "
+	                "or a read-only file system); make it writable, e.g. chmod u+w %s, and "
+	                "restart",
+	                b->name, b->file, b->file);
+}
+
+static void count(mk_block *b, enum mk__file_op op)
+{
+	if (op == MK__FILE_READ) {
+		b->stats.read_ops++;
+		b->stats.read_bytes += b->sector_size;
+	} else if (op == MK__FILE_WRITE) {
+		b->stats.write_ops++;
+		b->stats.write_bytes += b->sector_size;
+	} else {
+		b->stats.flush_ops++;
+	}
+}
+
+/* ---- atomic: on the spot -------------------------------------------------------------- */
+
+static int transfer_now(mk_block *b, enum mk__file_op op, uint8_t *buf, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < b->sector_size) {
+		ssize_t r;
+		if (op == MK__FILE_READ)
+			r = pread(b->fd, buf + done, b->sector_size - done, (off_t)(off + done));
+		else
+			r = pwrite(b->fd, buf + done, b->sector_size - done, (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) /* the file shrank behind us */
+			return -EIO;
+		done += (size_t)r;
+	}
+	count(b, op);
+	return 0;
+}
+
+int mk_block_atomic_read(mk_block *b, uint64_t src_off, void *dst, size_t dst_size,
+                         size_t dst_off)
+{
+	if (!sector_ok(b, src_off, dst, dst_size, dst_off))
+		return -EINVAL;
+	if (block_sched(b) == NULL)
+		return -EPERM;
+	return transfer_now(b, MK__FILE_READ, (uint8_t *)dst + dst_off, src_off);
+}
+
+int mk_block_atomic_write(mk_block *b, uint64_t dst_off, const void *src, size_t src_size,
+                          size_t src_off)
+{
+	if (!sector_ok(b, dst_off, src, src_size, src_off))
+		return -EINVAL;
+	if (block_sched(b) == NULL)
+		return -EPERM;
+	if (b->read_only)
+		return read_only_error(b);
+	return transfer_now(b, MK__FILE_WRITE, (uint8_t *)src + src_off, dst_off);
+}
+
+/* ---- scheduled: through the event loop ------------------------------------------------ */
+
+/* One request in flight, on the stack of the task that waits for it. */
+struct request {
+	struct mk__io io;
+	struct mk__sched *sched;
+	struct mk_task *task;
+	int res;
+	bool completed;
+};
+
+static void on_complete(struct mk__io *io, int res)
+{
+	struct request *r = (struct request *)((char *)io - offsetof(struct request, io));
+
+	r->res = res;
+	r->completed = true;
+	mk__wake(r->sched, r->task, 0);
+}
+
+/* Hand one operation to the loop and park until it completes, whatever else happens. */
+static int submit_and_wait(struct request *r, enum mk__file_op op, void *buf, size_t len,
+                           uint64_t off)
+{
+	struct mk__sched *s = r->sched;
+	int err;
+
+	r->completed = false;
+	err = s->loop.ops->file(&s->loop, &r->io, op, buf, len, off);
+	if (err != 0)
+		return err;
+	while (!r->completed)
+		mk__park(s);
+	return r->res;
+}
+
+static int transfer_scheduled(struct mk__sched *s, mk_block *b, enum mk__file_op op, uint8_t *buf,
+                              uint64_t off)
+{
+	struct request r = {.io = {.fd = b->fd, .done = on_complete}, .sched = s,
+	                    .task = s->current};
+	size_t len = op == MK__FILE_FSYNC ? 0 : b->sector_size;
+	bool was_uncancellable = r.task->uncancellable_park;
+	size_t done = 0;
+	int res;
+
+	if (r.task->cancelled)
+		return -ECANCELED;
+	r.task->uncancellable_park = true;
+	for (;;) {
+		res = submit_and_wait(&r, op, buf != NULL ? buf + done : NULL, len - done, off + done);
+		if (res == -EINTR || res == -EAGAIN)
+			continue;
+		if (res < 0 || op == MK__FILE_FSYNC)
+			break;
+		if (res == 0) { /* the file shrank behind us */
+			res = -EIO;
+			break;
+		}
+		done += (size_t)res;
+		if (done == len) {
+			res = 0;
+			break;
+		}
+	}
+	r.task->uncancellable_park = was_uncancellable;
+	if (res == 0)
+		count(b, op);
+	return res;
+}
+
+int mk_block_read(mk_block *b, uint64_t src_off, void *dst, size_t dst_size, size_t dst_off)
+{
+	struct mk__sched *s = mk__sched_task();
+
+	if (!sector_ok(b, src_off, dst, dst_size, dst_off))
+		return -EINVAL;
+	if (s == NULL || b->sched != s)
+		return -EPERM;
+	return transfer_scheduled(s, b, MK__FILE_READ, (uint8_t *)dst + dst_off, src_off);
+}
+
+int mk_block_write(mk_block *b, uint64_t dst_off, const void *src, size_t src_size, size_t src_off)
+{
+	struct mk__sched *s = mk__sched_task();
+
+	if (!sector_ok(b, dst_off, src, src_size, src_off))
+		return -EINVAL;
+	if (s == NULL || b->sched != s)
+		return -EPERM;
+	if (b->read_only)
+		return read_only_error(b);
+	/* The loop's file operation takes a mutable buffer for both directions; a write only reads
+	 * it. */
+	return transfer_scheduled(s, b, MK__FILE_WRITE, (uint8_t *)src + src_off, dst_off);
+}
+
+int mk_block_flush(mk_block *b)
+{
+	struct mk__sched *s = mk__sched_task();
+
+	if (b == NULL)
+		return -EINVAL;
+	if (s == NULL || b->sched != s)
+		return -EPERM;
+	return transfer_scheduled(s, b, MK__FILE_FSYNC, NULL, 0);
+}
+
+/* ---- the rest ------------------------------------------------------------------------- */
+
+size_t mk_block_sector_size(const mk_block *b)
+{
+	return b != NULL ? b->sector_size : 0;
+}
+
+uint64_t mk_block_length(const mk_block *b)
+{
+	return b != NULL ? b->length : 0;
+}
+
+int mk_block_read_only(const mk_block *b)
+{
+	return b != NULL && b->read_only;
+}
+
+int mk_block_stats(const mk_block *b, struct mk_block_stats *out)
+{
+	if (b == NULL || out == NULL)
+		return -EINVAL;
+	*out = b->stats;
+	return 0;
+}
+
+const char *mk_block_name(const mk_block *b)
+{
+	return b != NULL ? b->name : NULL;
+}
+
+void mk__block_close_all(struct mk__sched *s)
+{
+	while (s->blocks != NULL) {
+		struct mk_block *b = s->blocks;
+		s->blocks = b->next;
+		block_free(b);
+	}
+}
