@@ -1,0 +1,469 @@
+/* Device arguments: what mk_run removes from argv, what it refuses, and the connect errors that
+ * need no device (no root, no TAP). */
+#include <check.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mkhost.h"
+#include "testlib.h"
+
+/* Checks made inside mk_run record the first failure here (Check's assertions longjmp in
+ * CK_FORK=no mode, which must not happen from a task's stack). */
+static char failed[512];
+
+static void failf(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void failf(int line, const char *fmt, ...)
+{
+	if (failed[0])
+		return;
+	int n = snprintf(failed, sizeof(failed), "line %d: ", line);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(failed + n, sizeof(failed) - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+#define CHECK_INT(a, op, b)                                                                        \
+	do {                                                                                       \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                \
+		if (!(a_ op b_))                                                                   \
+			failf(__LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);            \
+	} while (0)
+#define CHECK_CONTAINS(text, part)                                                                 \
+	do {                                                                                       \
+		const char *t_ = (text), *p_ = (part);                                             \
+		if (!t_ || !strstr(t_, p_))                                                        \
+			failf(__LINE__, "%s does not mention \"%s\": \"%s\"", #text, p_,           \
+			      t_ ? t_ : "(null)");                                                 \
+	} while (0)
+
+static void setup(void)
+{
+	failed[0] = '\0';
+}
+
+/* Run (fn) in a child process whose descriptor (fd) goes to a pipe; collect what it wrote and
+ * how it ended. The child is killed by SIGALRM after 20 s. */
+struct captured {
+	int status;
+	char text[16384];
+};
+
+static void run_captured(int fd, int (*fn)(void *), void *arg, struct captured *c)
+{
+	int p[2];
+	size_t len = 0;
+
+	ck_assert_int_eq(pipe(p), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core);
+		alarm(20);
+		close(p[0]);
+		dup2(p[1], fd);
+		close(p[1]);
+		int r = fn(arg);
+		fflush(NULL);
+		_exit(r);
+	}
+	close(p[1]);
+	for (;;) {
+		char scratch[4096];
+		char *dst = len < sizeof(c->text) - 1 ? c->text + len : scratch;
+		size_t room =
+		    len < sizeof(c->text) - 1 ? sizeof(c->text) - 1 - len : sizeof(scratch);
+		ssize_t n = read(p[0], dst, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (dst != scratch)
+			len += (size_t)n;
+	}
+	c->text[len] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &c->status, 0) < 0)
+		ck_assert_int_eq(errno, EINTR);
+}
+
+/* mk_run on (args), a NULL-terminated list without argv[0]. */
+static int run_args(mk_main_fn fn, void *arg, const char *const *args)
+{
+	char *argv[64] = {"test"};
+	int argc = 1;
+	while (argc < 63 && args[argc - 1])
+		argv[argc] = (char *)args[argc - 1], argc++;
+	argv[argc] = NULL;
+	return mk_run(argc, argv, fn, arg);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/*  What main sees                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+struct expect_argv {
+	const char *const *args; /* what main should see after argv[0], NULL-terminated */
+	int ran;
+};
+
+static int main_expect_argv(int argc, char **argv, void *arg)
+{
+	struct expect_argv *e = arg;
+	int n = 0;
+
+	e->ran++;
+	while (e->args[n])
+		n++;
+	CHECK_INT(argc, ==, n + 1);
+	if (argc != n + 1)
+		return -1;
+	if (strcmp(argv[0], "test") != 0)
+		failf(__LINE__, "argv[0] is \"%s\"", argv[0]);
+	for (int i = 0; i < n; i++)
+		if (strcmp(argv[i + 1], e->args[i]) != 0)
+			failf(__LINE__, "argv[%d] is \"%s\", expected \"%s\"", i + 1, argv[i + 1],
+			      e->args[i]);
+	if (argv[argc] != NULL)
+		failf(__LINE__, "argv[argc] is not NULL");
+	return 12;
+}
+
+static void check_argv(const char *const *given, const char *const *seen)
+{
+	struct expect_argv e = {.args = seen};
+	int r = run_args(main_expect_argv, &e, given);
+	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_int_eq(e.ran, 1);
+	ck_assert_int_eq(r, 12);
+}
+
+START_TEST(device_args_removed)
+{
+	static const char *const given[] = {
+	    "a", "--net:svc=tap0", "b",  "--net-mac:svc=02:00:00:00:00:01",
+	    "c", "--net:other=@7", "-x", NULL};
+	static const char *const seen[] = {"a", "b", "c", "-x", NULL};
+	check_argv(given, seen);
+
+	static const char *const only_devices[] = {"--net:svc=tap0", NULL};
+	static const char *const nothing[] = {NULL};
+	check_argv(only_devices, nothing);
+	check_argv(nothing, nothing);
+}
+END_TEST
+
+START_TEST(mac_before_net_and_hex_case)
+{
+	/* The order of the two options does not matter, nor the case of hex digits. */
+	static const char *const given[] = {"--net-mac:svc=02:aB:Cd:eF:00:01", "x",
+	                                    "--net:svc=tap0", NULL};
+	static const char *const seen[] = {"x", NULL};
+	check_argv(given, seen);
+}
+END_TEST
+
+START_TEST(double_dash)
+{
+	static const char *const given[] = {
+	    "a",          "--net:svc=tap0", "--", "--net:x=y", "--", "--net-foo:z=1",
+	    "--net:=bad", "--help",         "b",  NULL};
+	static const char *const seen[] = {"a",          "--net:x=y", "--", "--net-foo:z=1",
+	                                   "--net:=bad", "--help",    "b",  NULL};
+	check_argv(given, seen);
+
+	static const char *const trailing[] = {"--", NULL};
+	static const char *const nothing[] = {NULL};
+	check_argv(trailing, nothing);
+}
+END_TEST
+
+/* Run with the arguments (arg), after which main must see just "--help". */
+static int child_help(void *arg)
+{
+	static const char *const seen[] = {"--help", NULL};
+	struct expect_argv e = {.args = seen};
+	int r = run_args(main_expect_argv, &e, arg);
+	if (failed[0])
+		fprintf(stderr, "%s\n", failed);
+	return r == 12 && e.ran == 1 && !failed[0] ? 0 : 1;
+}
+
+START_TEST(help)
+{
+	static const char *const help_only[] = {"--help", NULL};
+	struct captured c;
+	run_captured(STDOUT_FILENO, child_help, (void *)help_only, &c);
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0,
+	              "--help was not passed to main (status 0x%x)", c.status);
+	ck_assert_msg(strstr(c.text, "--net:") != NULL, "--help does not show --net:\n%s", c.text);
+	ck_assert_msg(strstr(c.text, "--net-mac:") != NULL, "--help does not show --net-mac:\n%s",
+	              c.text);
+
+	/* After "--" it belongs to the program alone. */
+	static const char *const after_dashes[] = {"--", "--help", NULL};
+	run_captured(STDOUT_FILENO, child_help, (void *)after_dashes, &c);
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x", c.status);
+	ck_assert_msg(strstr(c.text, "--net") == NULL, "help printed for \"-- --help\":\n%s",
+	              c.text);
+}
+END_TEST
+
+static int child_quiet(void *arg)
+{
+	static const char *const given[] = {"a", "--net:svc=tap0",
+	                                    "--net-mac:svc=02:00:00:00:00:01", NULL};
+	static const char *const seen[] = {"a", NULL};
+	struct expect_argv e = {.args = seen};
+	int r = run_args(main_expect_argv, &e, given);
+	return r == 12 && !failed[0] ? 0 : 1;
+}
+
+START_TEST(valid_args_are_quiet)
+{
+	/* mk_run writes on stderr only for a malformed argument, a fallback, an overflow. */
+	if (!getenv("MKHOST_BACKEND"))
+		return; /* then the fallback line is allowed */
+	struct captured c;
+	run_captured(STDERR_FILENO, child_quiet, NULL, &c);
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x", c.status);
+	ck_assert_msg(c.text[0] == '\0', "mk_run wrote on stderr: %s", c.text);
+}
+END_TEST
+
+static int child_last_error_empty(void *arg)
+{
+	const char *e = mk_last_error();
+	return e != NULL && e[0] == '\0' ? 0 : 1;
+}
+
+START_TEST(last_error_empty_at_start)
+{
+	struct captured c;
+	run_captured(STDERR_FILENO, child_last_error_empty, NULL, &c);
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0,
+	              "mk_last_error() is not \"\" before any failure");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+/*  Malformed arguments                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Each is given after the well-formed "--net:svc=tap0"; the error message must quote it. */
+static const char *const malformed[] = {
+    "--net:=tap0",                        /* empty name */
+    "--net:",                             /* nothing at all */
+    "--net:bad",                          /* no '=' */
+    "--net:bad=",                         /* empty value */
+    "--net:bad=@abc",                     /* bad descriptor */
+    "--net:bad=@-1",                      /* negative descriptor */
+    "--net:bad=@",                        /* no descriptor */
+    "--net:bad=@3x",                      /* trailing garbage */
+    "--net-mac:svc=zz:11:22:33:44:55",    /* not hex */
+    "--net-mac:svc=01:00:00:00:00:01",    /* multicast */
+    "--net-mac:svc=02:00:00:00:00",       /* short */
+    "--net-mac:svc=02:00:00:00:00:01:02", /* long */
+    "--net-mac:svc=",                     /* empty */
+    "--net-mac:=02:00:00:00:00:01",       /* empty name */
+    "--net-foo:x=y",                      /* unknown option */
+};
+
+/* A MAC for a device never given: the message names the option and the device. */
+#define MAC_WITHOUT_NET       "--net-mac:nosuch=02:00:00:00:00:01"
+#define MAC_WITHOUT_NET_NAMED "--net-mac:nosuch"
+
+static int main_must_not_run(int argc, char **argv, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int run_malformed(const char *bad)
+{
+	/* Well-formed arguments around the bad one, so only (bad) is at fault. */
+	const char *args[] = {"a", "--net:svc=tap0", bad, "b", NULL};
+	int ran = 0;
+	int r = run_args(main_must_not_run, &ran, args);
+	if (ran)
+		failf(__LINE__, "main ran despite %s", bad);
+	return r;
+}
+
+static void check_malformed(const char *bad, const char *named)
+{
+	int r = run_malformed(bad);
+	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(r == -EINVAL, "mk_run with %s returned %d, expected -EINVAL", bad, r);
+	const char *msg = mk_last_error();
+	ck_assert_msg(msg && strstr(msg, named), "mk_last_error() does not name %s: \"%s\"", named,
+	              msg ? msg : "(null)");
+}
+
+static int child_malformed(void *arg)
+{
+	return run_malformed(arg) == -EINVAL ? 0 : 1;
+}
+
+static void check_malformed_stderr(const char *bad, const char *named)
+{
+	struct captured c;
+	run_captured(STDERR_FILENO, child_malformed, (void *)bad, &c);
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0,
+	              "mk_run with %s: status 0x%x", bad, c.status);
+	ck_assert_msg(strstr(c.text, named) != NULL, "stderr does not name %s: \"%s\"", named,
+	              c.text);
+	const char *nl = strchr(c.text, '\n');
+	ck_assert_msg(nl && nl[1] == '\0', "not one line on stderr for %s: \"%s\"", bad, c.text);
+}
+
+START_TEST(malformed_rejected)
+{
+	check_malformed(malformed[_i], malformed[_i]);
+}
+END_TEST
+
+START_TEST(malformed_reported_on_stderr)
+{
+	check_malformed_stderr(malformed[_i], malformed[_i]);
+}
+END_TEST
+
+START_TEST(mac_without_net)
+{
+	check_malformed(MAC_WITHOUT_NET, MAC_WITHOUT_NET_NAMED);
+	check_malformed_stderr(MAC_WITHOUT_NET, MAC_WITHOUT_NET_NAMED);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+/*  Connect errors that need no device                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+static int main_connect_errors(int argc, char **argv, void *arg)
+{
+	mk_net *net = NULL;
+	struct mk_net_config cfg;
+	int pipefd[2];
+
+	CHECK_INT(mk_net_connect("nosuch", &net, &cfg), ==, -ENOENT);
+	CHECK_CONTAINS(mk_last_error(), "nosuch");
+	CHECK_INT(net == NULL, ==, 1);
+
+	CHECK_INT(mk_net_connect("twice", &net, NULL), ==, -EEXIST);
+	CHECK_CONTAINS(mk_last_error(), "twice");
+
+	CHECK_INT(mk_net_connect(NULL, &net, NULL), ==, -EINVAL);
+	CHECK_INT(mk_net_connect("svc", NULL, NULL), ==, -EINVAL);
+
+	/* @FD that is not open. */
+	CHECK_INT(mk_net_connect("closed", &net, NULL), ==, -EBADF);
+	CHECK_CONTAINS(mk_last_error(), "closed");
+
+	/* @FD that is open but not a TAP. */
+	if (pipe(pipefd) == 0) {
+		if (dup2(pipefd[0], 900) == 900) {
+			CHECK_INT(mk_net_connect("notatap", &net, NULL), ==, -EINVAL);
+			CHECK_CONTAINS(mk_last_error(), "notatap");
+			close(900);
+		}
+		close(pipefd[0]);
+		close(pipefd[1]);
+	}
+	return 0;
+}
+
+START_TEST(connect_errors)
+{
+	static const char *const args[] = {"--net:twice=mkt-none0", "--net:svc=mkt-none1",
+	                                   "--net:twice=mkt-none2", "--net:closed=@901",
+	                                   "--net:notatap=@900",    NULL};
+	close(901);
+	int r = run_args(main_connect_errors, NULL, args);
+	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_int_eq(r, 0);
+}
+END_TEST
+
+static int main_connect_nothing(int argc, char **argv, void *arg)
+{
+	mk_net *net = NULL;
+	CHECK_INT(mk_net_connect("svc", &net, NULL), ==, -ENOENT);
+	CHECK_CONTAINS(mk_last_error(), "svc");
+	return 0;
+}
+
+START_TEST(connect_without_devices)
+{
+	static const char *const args[] = {"svc", NULL};
+	int r = run_args(main_connect_nothing, NULL, args);
+	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_int_eq(r, 0);
+}
+END_TEST
+
+static Suite *args_suite(void)
+{
+	Suite *s = suite_create("args");
+	struct {
+		const char *name;
+		const TTest *test;
+	} tests[] = {
+	    {"removed", device_args_removed},   {"mac_first", mac_before_net_and_hex_case},
+	    {"double_dash", double_dash},       {"help", help},
+	    {"quiet", valid_args_are_quiet},    {"last_error_empty", last_error_empty_at_start},
+	    {"connect_errors", connect_errors}, {"connect_nothing", connect_without_devices},
+	};
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		TCase *tc = tcase_create(tests[i].name);
+		tcase_add_checked_fixture(tc, setup, NULL);
+		tcase_set_timeout(tc, 30);
+		tcase_add_test(tc, tests[i].test);
+		suite_add_tcase(s, tc);
+	}
+	int n = (int)(sizeof(malformed) / sizeof(malformed[0]));
+	TCase *tc = tcase_create("malformed");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, malformed_rejected, 0, n);
+	tcase_add_loop_test(tc, malformed_reported_on_stderr, 0, n);
+	tcase_add_test(tc, mac_without_net);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+static int probe_main(int argc, char **argv, void *arg)
+{
+	return 0;
+}
+
+/* Skip, rather than fail every test, where the backend the environment asks for is missing. */
+static void skip_without_backend(void)
+{
+	char *argv[] = {"probe", NULL};
+	if (mk_run(1, argv, probe_main, NULL) == -ENOSYS) {
+		fprintf(stderr, "SKIP: MKHOST_BACKEND=%s is unavailable on this system\n",
+		        getenv("MKHOST_BACKEND"));
+		exit(MKT_SKIP);
+	}
+}
+
+int main(void)
+{
+	skip_without_backend();
+	SRunner *sr = srunner_create(args_suite());
+	srunner_run_all(sr, CK_ENV);
+	int failures = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
