@@ -22,7 +22,6 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -30,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -269,6 +269,54 @@ static void expect_pk_nothing(int fd, int timeout_ms)
 	ck_assert_msg(n == -ETIMEDOUT, "unexpected frame of %zd bytes (seq %u) on the TAP", n,
 	              n >= 18 ? frame_seq(buf) : 0);
 	free(buf);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/*  Processes                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Zeroed memory that a forked child shares with its parent. */
+static void *shared_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_msg(p != MAP_FAILED, "mmap: %s", strerror(errno));
+	return p;
+}
+
+/* Wait for the child (pid) for up to (timeout_ms), then kill it; its wait status. */
+static int child_wait(pid_t pid, int timeout_ms)
+{
+	int st = 0;
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return st;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+/* Run fn(arg) in a child process: the packet-socket side of the tests that need one running
+ * alongside mk_run. Not a thread: valgrind holds its lock while a thread waits in
+ * io_uring_enter, so a thread would stall whenever the scheduler sleeps. (fn) makes no
+ * assertions; it reports through (arg), which must be shared_alloc() memory. */
+static pid_t side_start(void *(*fn)(void *), void *arg)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		fn(arg);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void side_wait(pid_t pid)
+{
+	int st = child_wait(pid, 60000);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the packet-socket side failed: %d",
+	              st);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1022,13 +1070,7 @@ START_TEST(fd_unprivileged)
 		for (uint32_t k = 0; k < 3; k++)
 			expect_pk_frame(c.pfd, 100 + 700 * k, 20 + k);
 	}
-	int st = 0;
-	for (int waited = 0; waited < 10000 && waitpid(pid, &st, WNOHANG) == 0; waited += 10)
-		usleep(10000);
-	if (waitpid(pid, &st, WNOHANG) == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &st, 0);
-	}
+	int st = child_wait(pid, 10000);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	              "the unprivileged child failed: status %d (exit %d, signal %d; see stderr)",
 	              st, WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
@@ -1348,34 +1390,34 @@ static int multi_main(int argc, char **argv, void *arg)
 
 START_TEST(several_readers)
 {
-	static struct multi m;
-	pthread_t th;
-	ctx_open(&m.c, "tmr0", 0);
+	struct multi *m = shared_alloc(sizeof(*m));
+	ctx_open(&m->c, "tmr0", 0);
 	uint64_t dropped = link_tx_dropped("tmr0");
-	ck_assert_int_eq(pthread_create(&th, NULL, multi_sender, &m), 0);
-	ck_assert_int_eq(mkt_run(multi_main, &m, "--net:svc=tmr0", NULL), 0);
-	pthread_join(th, NULL);
+	pid_t side = side_start(multi_sender, m);
+	ck_assert_int_eq(mkt_run(multi_main, m, "--net:svc=tmr0", NULL), 0);
+	side_wait(side);
 	dropped = link_tx_dropped("tmr0") - dropped;
 
-	ck_assert_msg(m.send_err == 0 && m.sent == MR_FRAMES, "sent %d frames, %d failed", m.sent,
-	              m.send_err);
+	ck_assert_msg(m->send_err == 0 && m->sent == MR_FRAMES, "sent %d frames, %d failed",
+	              m->sent, m->send_err);
 	ck_assert_msg(dropped == 0, "the kernel dropped %llu frames: the flow control is broken",
 	              (unsigned long long)dropped);
-	ck_assert_msg(m.dups == 0, "%d frames were delivered twice", m.dups);
-	ck_assert_msg(m.bad == 0, "%d frames were corrupt", m.bad);
+	ck_assert_msg(m->dups == 0, "%d frames were delivered twice", m->dups);
+	ck_assert_msg(m->bad == 0, "%d frames were corrupt", m->bad);
 	int lost = 0;
 	for (int i = 0; i < MR_FRAMES; i++)
-		lost += !m.seen[i];
+		lost += !m->seen[i];
 	ck_assert_msg(lost == 0, "%d of %d frames were lost (readers got %d %d %d %d)", lost,
-	              MR_FRAMES, m.per_reader[0], m.per_reader[1], m.per_reader[2],
-	              m.per_reader[3]);
+	              MR_FRAMES, m->per_reader[0], m->per_reader[1], m->per_reader[2],
+	              m->per_reader[3]);
 	for (int i = 0; i < MR_READERS; i++)
-		ck_assert_msg(m.last_ret[i] == -ECANCELED, "reader %d ended with %zd", i,
-		              m.last_ret[i]);
-	ck_assert_uint_eq(m.st.rx_frames, m.frames_all);
-	ck_assert_uint_eq(m.st.rx_bytes, m.bytes_all);
-	ck_assert_uint_eq(m.st.rx_drops, 0);
-	ctx_close(&m.c);
+		ck_assert_msg(m->last_ret[i] == -ECANCELED, "reader %d ended with %zd", i,
+		              m->last_ret[i]);
+	ck_assert_uint_eq(m->st.rx_frames, m->frames_all);
+	ck_assert_uint_eq(m->st.rx_bytes, m->bytes_all);
+	ck_assert_uint_eq(m->st.rx_drops, 0);
+	ctx_close(&m->c);
+	munmap(m, sizeof(*m));
 }
 END_TEST
 
@@ -1479,25 +1521,25 @@ static int flood_rx_main(int argc, char **argv, void *arg)
 
 START_TEST(flood_receive)
 {
-	static struct flood fl;
-	pthread_t th;
-	ctx_open(&fl.c, "tfr0", 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, flood_rx_sender, &fl), 0);
-	ck_assert_int_eq(mkt_run(flood_rx_main, &fl, "--net:svc=tfr0", NULL), 0);
-	pthread_join(th, NULL);
+	struct flood *fl = shared_alloc(sizeof(*fl));
+	ctx_open(&fl->c, "tfr0", 0);
+	pid_t side = side_start(flood_rx_sender, fl);
+	ck_assert_int_eq(mkt_run(flood_rx_main, fl, "--net:svc=tfr0", NULL), 0);
+	side_wait(side);
 
-	uint64_t dropped = fl.dropped_after - fl.dropped_before;
-	ck_assert_msg(fl.send_err == 0, "%ld sends failed", fl.send_err);
-	ck_assert_msg(fl.data > 0 && fl.data <= fl.sent, "received %ld of %ld frames", fl.data,
-	              fl.sent);
-	ck_assert_msg(fl.order_err == 0, "%ld frames came out of order or twice", fl.order_err);
-	ck_assert_msg((uint64_t)fl.data == (uint64_t)fl.sent - dropped,
-	              "sent %ld, the kernel dropped %llu, but the library received %ld", fl.sent,
-	              (unsigned long long)dropped, fl.data);
-	ck_assert_uint_eq(fl.st.rx_frames, fl.frames_all);
-	ck_assert_uint_eq(fl.st.rx_bytes, fl.bytes_all);
-	ck_assert_uint_eq(fl.st.rx_drops, 0);
-	ctx_close(&fl.c);
+	uint64_t dropped = fl->dropped_after - fl->dropped_before;
+	ck_assert_msg(fl->send_err == 0, "%ld sends failed", fl->send_err);
+	ck_assert_msg(fl->data > 0 && fl->data <= fl->sent, "received %ld of %ld frames", fl->data,
+	              fl->sent);
+	ck_assert_msg(fl->order_err == 0, "%ld frames came out of order or twice", fl->order_err);
+	ck_assert_msg((uint64_t)fl->data == (uint64_t)fl->sent - dropped,
+	              "sent %ld, the kernel dropped %llu, but the library received %ld", fl->sent,
+	              (unsigned long long)dropped, fl->data);
+	ck_assert_uint_eq(fl->st.rx_frames, fl->frames_all);
+	ck_assert_uint_eq(fl->st.rx_bytes, fl->bytes_all);
+	ck_assert_uint_eq(fl->st.rx_drops, 0);
+	ctx_close(&fl->c);
+	munmap(fl, sizeof(*fl));
 }
 END_TEST
 
@@ -1556,25 +1598,25 @@ static int flood_tx_main(int argc, char **argv, void *arg)
 
 START_TEST(flood_write)
 {
-	static struct flood fl;
-	pthread_t th;
-	ctx_open(&fl.c, "tft0", 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, flood_tx_receiver, &fl), 0);
-	ck_assert_int_eq(mkt_run(flood_tx_main, &fl, "--net:svc=tft0", NULL), 0);
-	pthread_join(th, NULL);
+	struct flood *fl = shared_alloc(sizeof(*fl));
+	ctx_open(&fl->c, "tft0", 0);
+	pid_t side = side_start(flood_tx_receiver, fl);
+	ck_assert_int_eq(mkt_run(flood_tx_main, fl, "--net:svc=tft0", NULL), 0);
+	side_wait(side);
 
-	ck_assert_msg(fl.write_err == 0, "%ld writes failed, the first with %zd (%s)", fl.write_err,
-	              fl.first_err, mk_strerror((int)fl.first_err));
-	ck_assert_msg(fl.st.tx_frames + fl.st.tx_drops == FLOOD,
-	              "tx_frames %llu + tx_drops %llu != %d", (unsigned long long)fl.st.tx_frames,
-	              (unsigned long long)fl.st.tx_drops, FLOOD);
-	ck_assert_uint_eq(fl.st.tx_frames, fl.written);
-	ck_assert_uint_eq(fl.st.tx_drops, fl.refused);
-	ck_assert_uint_eq(fl.st.tx_bytes, 60 * fl.written);
-	ck_assert_msg(fl.received > 0 && fl.received <= fl.written,
-	              "the TAP got %ld of %ld frames written", fl.received, fl.written);
-	ck_assert_msg(fl.order_err == 0, "%ld frames came out of order or twice", fl.order_err);
-	ctx_close(&fl.c);
+	ck_assert_msg(fl->write_err == 0, "%ld writes failed, the first with %zd (%s)",
+	              fl->write_err, fl->first_err, mk_strerror((int)fl->first_err));
+	ck_assert_msg(fl->st.tx_frames + fl->st.tx_drops == FLOOD,
+	              "tx_frames %llu + tx_drops %llu != %d", (unsigned long long)fl->st.tx_frames,
+	              (unsigned long long)fl->st.tx_drops, FLOOD);
+	ck_assert_uint_eq(fl->st.tx_frames, fl->written);
+	ck_assert_uint_eq(fl->st.tx_drops, fl->refused);
+	ck_assert_uint_eq(fl->st.tx_bytes, 60 * fl->written);
+	ck_assert_msg(fl->received > 0 && fl->received <= fl->written,
+	              "the TAP got %ld of %ld frames written", fl->received, fl->written);
+	ck_assert_msg(fl->order_err == 0, "%ld frames came out of order or twice", fl->order_err);
+	ctx_close(&fl->c);
+	munmap(fl, sizeof(*fl));
 }
 END_TEST
 
