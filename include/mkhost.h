@@ -195,11 +195,21 @@ struct mk_net_config {
 	unsigned mtu;   /* the interface MTU: the largest frame is mtu + MK_ETHER_HEADER bytes */
 };
 
+/* Frames that --net-fault:NAME=... dropped, duplicated, corrupted, delayed and reordered in one
+ * direction. */
+struct mk_net_fault_stats {
+	uint64_t drops, dups, corrupts, delays, reorders;
+};
+
 struct mk_net_stats {
 	uint64_t rx_frames, rx_bytes;
-	uint64_t rx_drops; /* frames received but not delivered (larger than mtu + 14) */
+	uint64_t rx_drops; /* frames received but not delivered (larger than mtu + 14, or a full
+	                      hub: queue or --net-fault hold-back) */
 	uint64_t tx_frames, tx_bytes;
-	uint64_t tx_drops; /* frames the kernel refused to take */
+	uint64_t tx_drops; /* frames the kernel (or the link's peer) refused to take */
+	/* Faults injected by --net-fault on frames received and on frames sent. Sent frames that
+	 * are dropped still count in tx_frames: the wire lost them, not the kernel. */
+	struct mk_net_fault_stats fault_rx, fault_tx;
 };
 
 /* Acquire the net device (name) given on the command line as --net:NAME=... and store it in

@@ -14,6 +14,14 @@ void mk__args_usage(void)
 	printf("mkhost device options:\n"
 	       "  --net:NAME=IFACE         attach net device NAME to the TAP interface IFACE\n"
 	       "  --net:NAME=@FD           use the already-open TAP descriptor FD for NAME\n"
+	       "  --net:NAME=unix:PATH[,mtu=N]  a cable to another program through the Unix\n"
+	       "                           socket PATH (no root needed)\n"
+	       "  --net:NAME=hub:LAN[,mtu=N]  join NAME to the devices of this program on LAN, an\n"
+	       "                           in-process switch\n"
+	       "  --net-pcap:NAME=FILE     record every frame of NAME to FILE (pcap, for tshark)\n"
+	       "  --net-fault:NAME=SPEC    inject faults on NAME, both ways; SPEC is a list of\n"
+	       "                           drop=P,dup=P,corrupt=P,reorder=P (P: 0.1 or 10%%),\n"
+	       "                           delay=MS, seed=S (the same seed, the same faults)\n"
 	       "  --net-mac:NAME=MAC       MAC address of NAME (default: random, locally "
 	       "administered)\n"
 	       "  --block:NAME=FILE        block device NAME on FILE (never created or truncated)\n"
@@ -143,6 +151,37 @@ static int set_mac(struct mk__args *a, const char *arg, const char *name, size_t
 	return 0;
 }
 
+static int set_pcap(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                    const char *value)
+{
+	struct mk__netarg *n = net_entry(a, name, nlen);
+
+	if (n == NULL)
+		return -ENOMEM;
+	if (n->pcap != NULL)
+		return mk__fail(-EINVAL, "'%s': the capture file of net device '%s' is given twice",
+		                arg, n->name);
+	n->pcap = strdup(value);
+	return n->pcap == NULL ? -ENOMEM : 0;
+}
+
+/* The spec is checked here, so that a bad one stops mk_run before anything starts. */
+static int set_fault(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                     const char *value)
+{
+	struct mk__netarg *n = net_entry(a, name, nlen);
+
+	if (n == NULL)
+		return -ENOMEM;
+	if (n->has_fault)
+		return mk__fail(-EINVAL, "'%s': the faults of net device '%s' are given twice", arg,
+		                n->name);
+	int err = mk__fault_parse(arg, value, &n->fault);
+	if (err == 0)
+		n->has_fault = true;
+	return err;
+}
+
 static struct mk__blockarg *block_entry(struct mk__args *a, const char *name, size_t len)
 {
 	struct mk__blockarg *b;
@@ -214,6 +253,8 @@ static const struct option {
 } options[] = {
 	{"--net", "IFACE", set_net},
 	{"--net-mac", "MAC", set_mac},
+	{"--net-pcap", "FILE", set_pcap},
+	{"--net-fault", "SPEC", set_fault},
 	{"--block", "FILE", set_block},
 	{"--block-sector-size", "N", set_sector_size},
 };
@@ -234,7 +275,8 @@ static int parse_one(struct mk__args *a, const char *arg)
 	if (o == NULL)
 		return mk__fail(-EINVAL,
 		                "unknown device option '%s'; the options are --net:NAME=IFACE, "
-		                "--net:NAME=@FD, --net-mac:NAME=MAC, --block:NAME=FILE and "
+		                "--net:NAME=@FD, --net-mac:NAME=MAC, --net-pcap:NAME=FILE, "
+		                "--net-fault:NAME=SPEC, --block:NAME=FILE and "
 		                "--block-sector-size:NAME=N (see --help)",
 		                arg);
 	if (eq == NULL || eq == colon + 1)
@@ -247,12 +289,16 @@ static int parse_one(struct mk__args *a, const char *arg)
 /* Settings for a device that was never given. */
 static int check_orphans(struct mk__args *a)
 {
-	for (size_t i = 0; i < a->n_nets; i++)
-		if (a->nets[i].times == 0)
+	for (size_t i = 0; i < a->n_nets; i++) {
+		const struct mk__netarg *n = &a->nets[i];
+		if (n->times == 0)
 			return mk__fail(-EINVAL,
-			                "--net-mac:%s is given but no --net:%s=IFACE; add the device "
-			                "or drop its MAC",
-			                a->nets[i].name, a->nets[i].name);
+			                "%s:%s is given but no --net:%s=IFACE; add the device or drop "
+			                "its %s",
+			                n->has_mac ? "--net-mac" : n->pcap ? "--net-pcap" : "--net-fault",
+			                n->name, n->name,
+			                n->has_mac ? "MAC" : n->pcap ? "capture" : "faults");
+	}
 	for (size_t i = 0; i < a->n_blocks; i++)
 		if (a->blocks[i].times == 0)
 			return mk__fail(-EINVAL,
@@ -307,6 +353,7 @@ void mk__args_free(struct mk__args *a)
 	for (size_t i = 0; i < a->n_nets; i++) {
 		free(a->nets[i].name);
 		free(a->nets[i].value);
+		free(a->nets[i].pcap);
 	}
 	free(a->nets);
 	a->nets = NULL;

@@ -20,6 +20,14 @@ void mk__clear_error(void);
 
 /* ---- arguments (args.c) --------------------------------------------------------------- */
 
+/* A parsed --net-fault spec (fault.c). Probabilities are thresholds out of 2^64. */
+struct mk__fault_spec {
+	uint64_t drop, dup, corrupt, reorder;
+	uint64_t delay_ns;
+	uint64_t seed;
+	bool has_seed;
+};
+
 struct mk__netarg {
 	char *name;
 	char *value; /* what follows --net:NAME=, or NULL when given as @FD */
@@ -27,6 +35,9 @@ struct mk__netarg {
 	int times;   /* how many --net: arguments named this device */
 	bool has_mac;
 	uint8_t mac[6];
+	char *pcap;     /* --net-pcap:NAME=FILE, or NULL */
+	bool has_fault; /* --net-fault:NAME=SPEC, checked when parsed */
+	struct mk__fault_spec fault;
 };
 
 struct mk__blockarg {
@@ -207,6 +218,8 @@ struct mk_net {
 	struct mk__waitq readers;
 	struct mk__io poll;
 	uint8_t *rxbuf, *txbuf; /* mtu + 14 bytes each */
+	struct mk__pcap *pcap;   /* --net-pcap, or NULL */
+	struct mk__fault *fault; /* --net-fault, or NULL */
 	bool claimed;           /* returned by mk_net_connect (not just opened by --sandbox) */
 };
 
@@ -217,6 +230,18 @@ int mk__unix_link_open(mk_net *n, const struct mk__netarg *a);  /* link_unix.c *
 int mk__hub_link_open(mk_net *n, const struct mk__netarg *a);   /* link_hub.c */
 /* An "mtu=N" option of a link that has no interface to ask (link_unix.c). */
 int mk__link_parse_mtu(const char *name, const char *opt, unsigned *mtu);
+
+/* Capture (pcap.c): every frame received or sent, as it passes read_frame or write_frame. */
+int mk__pcap_open(mk_net *n, const char *file);
+void mk__pcap_frame(mk_net *n, const uint8_t *frame, size_t len);
+void mk__pcap_close(mk_net *n);
+
+/* Fault injection (fault.c), between net.c and the link: read and write as the link's. */
+int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *out);
+int mk__fault_open(mk_net *n, const struct mk__fault_spec *spec);
+ssize_t mk__fault_read(mk_net *n, uint8_t *dst, size_t cap);
+ssize_t mk__fault_write(mk_net *n, const uint8_t *frame, size_t len);
+void mk__fault_close(mk_net *n);
 /* For links without a descriptor: frames are waiting, wake a reader. */
 void mk__net_notify(mk_net *n);
 void mk__random_mac(uint8_t mac[6]);

@@ -78,6 +78,8 @@ static int link_open(mk_net *n, const struct mk__netarg *a)
 
 static void net_free(mk_net *n)
 {
+	mk__pcap_close(n);
+	mk__fault_close(n);
 	free(n->rxbuf);
 	free(n->txbuf);
 	free(n);
@@ -109,6 +111,15 @@ static int net_open(struct mk__sched *s, const struct mk__netarg *a, mk_net **ou
 		memcpy(n->cfg.mac, a->mac, 6);
 	else
 		mk__random_mac(n->cfg.mac);
+	if (a->pcap != NULL)
+		err = mk__pcap_open(n, a->pcap);
+	if (err == 0 && a->has_fault)
+		err = mk__fault_open(n, &a->fault);
+	if (err != 0) {
+		n->link->close(n);
+		net_free(n);
+		return err;
+	}
 	n->poll.fd = n->fd;
 	n->poll.done = on_readable;
 	n->next = s->nets;
@@ -165,7 +176,8 @@ int mk__net_open_all(struct mk__sched *s)
 static ssize_t read_frame(mk_net *n, uint8_t *dst)
 {
 	for (;;) {
-		ssize_t r = n->link->read(n, dst, frame_max(n));
+		ssize_t r = n->fault != NULL ? mk__fault_read(n, dst, frame_max(n))
+		                             : n->link->read(n, dst, frame_max(n));
 		if (r < 0)
 			return r;
 		if (r < MK_ETHER_HEADER) {
@@ -174,6 +186,8 @@ static ssize_t read_frame(mk_net *n, uint8_t *dst)
 		}
 		n->stats.rx_frames++;
 		n->stats.rx_bytes += (uint64_t)r;
+		if (n->pcap != NULL)
+			mk__pcap_frame(n, dst, (size_t)r);
 		return r;
 	}
 }
@@ -257,12 +271,16 @@ ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t 
 
 static ssize_t write_frame(mk_net *n, const void *frame, size_t len)
 {
-	if (n->link->write(n, frame, len) != (ssize_t)len) {
+	ssize_t w = n->fault != NULL ? mk__fault_write(n, frame, len) : n->link->write(n, frame, len);
+
+	if (w != (ssize_t)len) {
 		n->stats.tx_drops++;
 		return 0;
 	}
 	n->stats.tx_frames++;
 	n->stats.tx_bytes += len;
+	if (n->pcap != NULL)
+		mk__pcap_frame(n, frame, len);
 	return (ssize_t)len;
 }
 

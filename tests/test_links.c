@@ -45,14 +45,18 @@ static char scratch[200]; /* a directory of our own, made after dropping privile
 
 /* Fork a child that runs mk_run(main, arg) on the NULL-terminated device arguments and exits
  * with its value (100 + -value for a negative one). */
-static pid_t child_run(mk_main_fn main, void *arg, const char *a1, const char *a2)
+static pid_t child_run(mk_main_fn main, void *arg, const char *a1, const char *a2,
+                       const char *a3)
 {
 	pid_t pid = fork();
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
+		/* Check's handlers would take the whole test down: let mk_run have these. */
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
 		alarm(60);
-		int rc = mkt_run(main, arg, a1, a2, (char *)NULL);
+		int rc = mkt_run(main, arg, a1, a2, a3, (char *)NULL);
 		_exit(rc < 0 ? 100 + (-rc & 0x7f) : rc & 0xff);
 	}
 	return pid;
@@ -293,9 +297,9 @@ START_TEST(unix_two_processes)
 
 	/* 100,000 frames, one way, every one checked, none lost or reordered. */
 	struct stream st1 = {1, 100000, p[1]};
-	pid_t r1 = child_run(recv_main, &st1, arg, NULL);
+	pid_t r1 = child_run(recv_main, &st1, arg, NULL, NULL);
 	ck_assert_msg(wait_for_file(path, 5), "the first end never bound %s", path);
-	pid_t s1 = child_run(send_main, &st1, arg, NULL);
+	pid_t s1 = child_run(send_main, &st1, arg, NULL, NULL);
 	ck_assert_int_eq(child_wait(s1, 60), 0);
 	struct pollfd pfd = {p[0], POLLIN, 0};
 	char c;
@@ -309,10 +313,10 @@ START_TEST(unix_two_processes)
 	ck_assert(S_ISSOCK(st.st_mode));
 
 	/* A new program replaces the stale file; its peer restarts between the two rounds. */
-	pid_t pinger = child_run(pinger_main, NULL, arg, NULL);
-	pid_t e1 = child_run(echo_main, NULL, arg, NULL);
+	pid_t pinger = child_run(pinger_main, NULL, arg, NULL, NULL);
+	pid_t e1 = child_run(echo_main, NULL, arg, NULL, NULL);
 	ck_assert_int_eq(child_wait(e1, 60), 0);
-	pid_t e2 = child_run(echo_main, NULL, arg, NULL);
+	pid_t e2 = child_run(echo_main, NULL, arg, NULL, NULL);
 	ck_assert_int_eq(child_wait(e2, 60), 0);
 	ck_assert_int_eq(child_wait(pinger, 60), 0);
 
@@ -572,6 +576,379 @@ START_TEST(hub_queue_bounded)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------- */
+/*  pcap: what tshark reads back                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Run tshark on (file); its output (one line per frame: length, then the frame's bytes after the
+ * Ethernet header in hex) goes to (out). Returns tshark's exit status. */
+static int tshark(const char *file, char *out, size_t size)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd),
+	         "tshark -r '%s' -T fields -E separator=' ' -e frame.len -e eth.type -e data.data "
+	         "2>'%s.err'",
+	         file, file);
+	FILE *p = popen(cmd, "r");
+	ck_assert_msg(p != NULL, "cannot run tshark");
+	size_t n = fread(out, 1, size - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void need_tshark(void)
+{
+	ck_assert_msg(mkt_sh("command -v tshark >/dev/null") == 0,
+	              "tshark is not installed; scripts/deps installs it (Debian package tshark)");
+}
+
+/* Check one line of tshark's output against test frame (gen, seq); returns the next line. */
+static const char *tshark_line(const char *line, uint32_t gen, uint32_t seq)
+{
+	uint8_t f[FRAME_MAX];
+	size_t len = test_frame(f, gen, seq);
+	char want[2 * FRAME_MAX + 64];
+	int w = snprintf(want, sizeof(want), "%zu 0x%04x ", len, TEST_ETHERTYPE);
+
+	for (size_t i = ETHH_LEN; i < len; i++)
+		w += snprintf(want + w, sizeof(want) - (size_t)w, "%02x", f[i]);
+	const char *nl = strchr(line, '\n');
+	ck_assert_msg(nl != NULL, "tshark shows no frame %u:%u", gen, seq);
+	ck_assert_msg((size_t)(nl - line) == strlen(want) && strncmp(line, want, strlen(want)) == 0,
+	              "frame %u:%u differs in the capture:\n%.*s\nwanted\n%s", gen, seq,
+	              (int)(nl - line), line, want);
+	return nl + 1;
+}
+
+static int pcap_main(int argc, char **argv, void *arg)
+{
+	mk_net *a, *b;
+	uint8_t f[FRAME_MAX];
+	uint32_t gen, seq;
+
+	ck_assert_int_eq(mk_net_connect("a", &a, NULL), 0);
+	ck_assert_int_eq(mk_net_connect("b", &b, NULL), 0);
+	for (uint32_t i = 0; i < 10; i++) {
+		size_t len = test_frame(f, 1, i);
+		ck_assert_int_eq(mk_net_write_bigstring(a, f, sizeof(f), 0, len), (ssize_t)len);
+	}
+	for (uint32_t i = 0; i < 10; i++)
+		ck_assert_int_gt(mk_net_read_bigstring(b, f, sizeof(f), 0, sizeof(f)), 0);
+	for (uint32_t i = 0; i < 5; i++) {
+		size_t len = test_frame(f, 2, i);
+		ck_assert_int_eq(mk_net_write_string(b, f, sizeof(f), 0, len), (ssize_t)len);
+	}
+	for (uint32_t i = 0; i < 5; i++) {
+		ssize_t n = mk_net_read_bytes(a, f, sizeof(f), 0, sizeof(f));
+		ck_assert(test_check(f, (size_t)n, &gen, &seq));
+	}
+	return 0;
+}
+
+START_TEST(pcap_read_back)
+{
+	char file[256], arg[300], out[65536];
+
+	need_tshark();
+	snprintf(file, sizeof(file), "%s/a.pcap", scratch);
+	snprintf(arg, sizeof(arg), "--net-pcap:a=%s", file);
+	ck_assert_int_eq(mkt_run(pcap_main, NULL, "--net:a=hub:p", "--net:b=hub:p", arg,
+	                         (char *)NULL),
+	                 0);
+	ck_assert_int_eq(tshark(file, out, sizeof(out)), 0);
+	const char *line = out;
+	for (uint32_t i = 0; i < 10; i++) /* sent */
+		line = tshark_line(line, 1, i);
+	for (uint32_t i = 0; i < 5; i++) /* received */
+		line = tshark_line(line, 2, i);
+	ck_assert_str_eq(line, "");
+}
+END_TEST
+
+/* Send frames from a to b forever, telling the parent how far it got. */
+static int pcap_stream_main(int argc, char **argv, void *arg)
+{
+	int *notify = arg;
+	mk_net *a, *b;
+	uint8_t f[FRAME_MAX];
+
+	if (mk_net_connect("a", &a, NULL) != 0 || mk_net_connect("b", &b, NULL) != 0)
+		return 2;
+	for (uint32_t seq = 0;; seq++) {
+		size_t len = test_frame(f, 1, seq);
+		if (mk_net_write_bigstring(a, f, sizeof(f), 0, len) != (ssize_t)len)
+			return 3;
+		if (mk_net_read_bigstring(b, f, sizeof(f), 0, sizeof(f)) < 0)
+			return 0; /* cancelled: mk_run is stopping */
+		if (seq == 1000 && write(*notify, "k", 1) != 1)
+			return 4;
+		if (mk_yield() != 0)
+			return 0;
+		while (seq >= 2000) /* enough: wait for the signal */
+			if (mk_sleep(1000 * MS) != 0)
+				return 0;
+	}
+}
+
+/* A program stopped by a signal in full flow leaves a capture that tshark reads to the end. */
+START_TEST(pcap_after_signal)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGKILL};
+	char file[256], arg[300];
+	static char out[16 << 20];
+	int p[2];
+
+	need_tshark();
+	snprintf(file, sizeof(file), "%s/signal%d.pcap", scratch, _i);
+	snprintf(arg, sizeof(arg), "--net-pcap:a=%s", file);
+	ck_assert_int_eq(pipe(p), 0);
+	pid_t pid = child_run(pcap_stream_main, &p[1], "--net:a=hub:s", "--net:b=hub:s", arg);
+	struct pollfd pfd = {p[0], POLLIN, 0};
+	char c;
+	ck_assert_int_eq(poll(&pfd, 1, 30000), 1);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	kill(pid, sigs[_i]);
+	int st = child_wait(pid, 30);
+	/* mk_run returns -EINTR after a stop signal, having closed the devices. SIGKILL leaves
+	 * nothing to close: every record is already in the file. */
+	ck_assert_msg(st == (sigs[_i] == SIGKILL ? 200 + SIGKILL : 100 + EINTR),
+	              "the program ended with %d", st);
+
+	ck_assert_int_eq(tshark(file, out, sizeof(out)), 0);
+	char err[512] = "";
+	snprintf(arg, sizeof(arg), "%s.err", file);
+	FILE *e = fopen(arg, "r");
+	if (e != NULL) {
+		size_t n = fread(err, 1, sizeof(err) - 1, e);
+		err[n] = '\0';
+		fclose(e);
+	}
+	ck_assert_msg(err[0] == '\0', "tshark complains: %s", err);
+	/* Every frame sent (1) was received (2) by the other device, in order. */
+	const char *line = out;
+	uint32_t frames = 0;
+	while (*line != '\0') {
+		line = tshark_line(line, 1, frames);
+		frames++;
+	}
+	ck_assert_uint_gt(frames, 1000);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+/*  Fault injection                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+#define FAULT_FRAMES 1000
+
+struct fault_run {
+	unsigned frames;       /* to send */
+	bool got[FAULT_FRAMES];/* which arrived intact */
+	unsigned received;     /* frames read, intact or not */
+	unsigned bad;          /* frames that arrived corrupted */
+	unsigned late;         /* frames that arrived after a later one */
+	uint64_t min_delay_ns; /* the shortest time from write to read */
+	uint64_t sent_at[FAULT_FRAMES];
+	struct mk_net_stats a, b;
+	mk_net *rx;
+};
+
+static intptr_t fault_reader(void *arg)
+{
+	struct fault_run *r = arg;
+	uint8_t f[FRAME_MAX];
+	uint32_t gen, seq, highest = 0;
+	bool any = false;
+
+	for (;;) {
+		ssize_t n = mk_net_read_bigstring(r->rx, f, sizeof(f), 0, sizeof(f));
+		if (n < 0)
+			return 0;
+		r->received++;
+		if (!test_check(f, (size_t)n, &gen, &seq) || seq >= r->frames) {
+			r->bad++;
+			continue;
+		}
+		uint64_t d = mk_clock_monotonic() - r->sent_at[seq];
+		if (d < r->min_delay_ns)
+			r->min_delay_ns = d;
+		if (any && seq < highest)
+			r->late++;
+		if (!any || seq > highest)
+			highest = seq;
+		any = true;
+		r->got[seq] = true;
+	}
+}
+
+/* a sends r->frames frames to b, one at a time; b's reader records what arrives. */
+static int fault_main(int argc, char **argv, void *arg)
+{
+	struct fault_run *r = arg;
+	uint8_t f[FRAME_MAX];
+	mk_net *a;
+	mk_task *t;
+
+	ck_assert_int_eq(mk_net_connect("a", &a, NULL), 0);
+	ck_assert_int_eq(mk_net_connect("b", &r->rx, NULL), 0);
+	r->min_delay_ns = UINT64_MAX;
+	ck_assert_int_eq(mk_task_spawn(&t, "reader", fault_reader, r), 0);
+	for (uint32_t seq = 0; seq < r->frames; seq++) {
+		size_t len = test_frame(f, 1, seq);
+		r->sent_at[seq] = mk_clock_monotonic();
+		ck_assert_int_eq(mk_net_write_bigstring(a, f, sizeof(f), 0, len), (ssize_t)len);
+		mk_yield();
+		mk_yield();
+	}
+	mk_sleep(100 * MS); /* longer than any delay or reorder wait of the tests */
+	mk_task_cancel(t);
+	mk_task_await(t, NULL);
+	mk_net_stats(a, &r->a);
+	mk_net_stats(r->rx, &r->b);
+	return 0;
+}
+
+static struct fault_run *fault_run(const char *dev, const char *spec, unsigned frames)
+{
+	static struct fault_run runs[4];
+	static int next;
+	struct fault_run *r = &runs[next++ % 4];
+	char arg[200];
+
+	memset(r, 0, sizeof(*r));
+	r->frames = frames;
+	snprintf(arg, sizeof(arg), "--net-fault:%s=%s", dev, spec);
+	ck_assert_int_eq(mkt_run(fault_main, r, "--net:a=hub:f", "--net:b=hub:f", arg,
+	                         (char *)NULL),
+	                 0);
+	ck_assert_uint_eq(r->a.tx_frames, frames);
+	return r;
+}
+
+static unsigned count_got(const struct fault_run *r)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < r->frames; i++)
+		n += r->got[i];
+	return n;
+}
+
+START_TEST(fault_drop_deterministic)
+{
+	/* Sending side. */
+	struct fault_run *x = fault_run("a", "drop=10%,seed=42", FAULT_FRAMES);
+	struct fault_run *y = fault_run("a", "seed=42,drop=0.1", FAULT_FRAMES);
+	struct fault_run *z = fault_run("a", "drop=10%,seed=43", FAULT_FRAMES);
+	unsigned lost = FAULT_FRAMES - count_got(x);
+
+	ck_assert_mem_eq(x->got, y->got, sizeof(x->got)); /* the same seed, the same frames lost */
+	ck_assert_int_ne(memcmp(x->got, z->got, sizeof(x->got)), 0);
+	ck_assert_uint_eq(x->a.fault_tx.drops, lost);
+	ck_assert_uint_eq(x->received, count_got(x));
+	ck_assert_msg(lost > 60 && lost < 140, "%u of %u frames dropped at 10%%", lost,
+	              FAULT_FRAMES);
+	ck_assert_uint_eq(x->a.fault_rx.drops + x->a.fault_tx.dups + x->b.fault_rx.drops, 0);
+
+	/* Receiving side: the same counts, in the other direction's counters. */
+	struct fault_run *r1 = fault_run("b", "drop=10%,seed=7", FAULT_FRAMES);
+	struct fault_run *r2 = fault_run("b", "drop=10%,seed=7", FAULT_FRAMES);
+	ck_assert_mem_eq(r1->got, r2->got, sizeof(r1->got));
+	ck_assert_uint_eq(r1->b.fault_rx.drops, FAULT_FRAMES - count_got(r1));
+	ck_assert_uint_eq(r1->b.rx_frames, count_got(r1));
+	ck_assert_uint_eq(r1->a.fault_tx.drops, 0);
+}
+END_TEST
+
+START_TEST(fault_dup_corrupt)
+{
+	struct fault_run *r = fault_run("a", "dup=20%,seed=1", 500);
+	ck_assert_uint_gt(r->a.fault_tx.dups, 50);
+	ck_assert_uint_eq(r->received, 500 + r->a.fault_tx.dups);
+	ck_assert_uint_eq(count_got(r), 500);
+	ck_assert_uint_eq(r->bad, 0);
+
+	r = fault_run("b", "dup=20%,seed=1", 500);
+	ck_assert_uint_gt(r->b.fault_rx.dups, 50);
+	ck_assert_uint_eq(r->received, 500 + r->b.fault_rx.dups);
+	ck_assert_uint_eq(r->b.rx_frames, r->received);
+
+	r = fault_run("a", "corrupt=10%,seed=2", 500);
+	ck_assert_uint_gt(r->a.fault_tx.corrupts, 20);
+	ck_assert_uint_eq(r->bad, r->a.fault_tx.corrupts);
+	ck_assert_uint_eq(r->received, 500);
+
+	r = fault_run("b", "corrupt=10%,seed=2", 500);
+	ck_assert_uint_gt(r->b.fault_rx.corrupts, 20);
+	ck_assert_uint_eq(r->bad, r->b.fault_rx.corrupts);
+}
+END_TEST
+
+START_TEST(fault_delay_reorder)
+{
+	struct fault_run *r = fault_run("a", "delay=20,seed=3", 50);
+	ck_assert_uint_eq(count_got(r), 50);
+	ck_assert_uint_eq(r->a.fault_tx.delays, 50);
+	ck_assert_uint_eq(r->late, 0);
+	ck_assert_uint_ge(r->min_delay_ns, 20 * MS);
+
+	r = fault_run("b", "delay=20,seed=3", 50);
+	ck_assert_uint_eq(count_got(r), 50);
+	ck_assert_uint_eq(r->b.fault_rx.delays, 50);
+	ck_assert_uint_ge(r->min_delay_ns, 20 * MS);
+
+	for (int side = 0; side < 2; side++) {
+		r = fault_run(side ? "b" : "a", "reorder=20%,seed=4", 500);
+		uint64_t reorders = side ? r->b.fault_rx.reorders : r->a.fault_tx.reorders;
+		ck_assert_uint_eq(count_got(r), 500);
+		ck_assert_uint_gt(reorders, 50);
+		/* Each reordered frame comes right after its successor, except one left at the end
+		 * with no successor, which goes alone after the wait. */
+		ck_assert_msg(r->late <= reorders && r->late + 3 >= reorders, "%u late, %llu reordered",
+		              r->late, (unsigned long long)reorders);
+	}
+}
+END_TEST
+
+static const struct {
+	const char *arg, *says;
+} bad_specs[] = {
+	{"--net-fault:a=drop=2", "drop='2' is not a probability"},
+	{"--net-fault:a=dup=10", "dup='10' is not a probability"},
+	{"--net-fault:a=corrupt=x%", "corrupt='x%' is not a probability"},
+	{"--net-fault:a=reorder=-0.1", "reorder='-0.1' is not a probability"},
+	{"--net-fault:a=delay=soon", "delay='soon' must be a whole number"},
+	{"--net-fault:a=drop=0.1,seed=-1", "seed='-1' must be a whole number"},
+	{"--net-fault:a=color=red", "unknown field 'color'"},
+	{"--net-fault:a=drop", "'drop' has no value"},
+	{"--net-fault:a=drop=0.1,drop", "'drop' has no value"},
+};
+
+static int never_main(int argc, char **argv, void *arg)
+{
+	return 99;
+}
+
+START_TEST(fault_bad_spec)
+{
+	int rc = mkt_run(never_main, NULL, "--net:a=hub:x", bad_specs[_i].arg, (char *)NULL);
+	ck_assert_int_eq(rc, -EINVAL);
+	ck_assert_msg(strstr(mk_last_error(), bad_specs[_i].says) != NULL, "'%s' says: %s",
+	              bad_specs[_i].arg, mk_last_error());
+}
+END_TEST
+
+START_TEST(pcap_fault_orphans)
+{
+	ck_assert_int_eq(mkt_run(never_main, NULL, "--net-pcap:x=/dev/null", (char *)NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mk_last_error(), "--net-pcap:x is given but no --net:x="));
+	ck_assert_int_eq(mkt_run(never_main, NULL, "--net-fault:y=drop=1", (char *)NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mk_last_error(), "--net-fault:y is given but no --net:y="));
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
 
 /* Started as root: run again as nobody, with no capability, so that every test proves it needs
  * no privilege. */
@@ -628,6 +1005,21 @@ int main(int argc, char **argv)
 	tcase_add_test(hub, hub_three_hosts_ping);
 	tcase_add_test(hub, hub_queue_bounded);
 	suite_add_tcase(s, hub);
+
+	TCase *pcap = tcase_create("pcap");
+	tcase_set_timeout(pcap, 60);
+	tcase_add_test(pcap, pcap_read_back);
+	tcase_add_loop_test(pcap, pcap_after_signal, 0, 3);
+	suite_add_tcase(s, pcap);
+
+	TCase *fault = tcase_create("fault");
+	tcase_set_timeout(fault, 60);
+	tcase_add_test(fault, fault_drop_deterministic);
+	tcase_add_test(fault, fault_dup_corrupt);
+	tcase_add_test(fault, fault_delay_reorder);
+	tcase_add_loop_test(fault, fault_bad_spec, 0, sizeof(bad_specs) / sizeof(bad_specs[0]));
+	tcase_add_test(fault, pcap_fault_orphans);
+	suite_add_tcase(s, fault);
 
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);
