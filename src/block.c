@@ -19,6 +19,10 @@
 
 #include "internal.h"
 
+#ifdef MK_HAVE_VALGRIND
+#include <valgrind/memcheck.h>
+#endif
+
 struct mk_block {
 	struct mk_block *next;
 	struct mk__sched *sched;
@@ -374,6 +378,11 @@ static int transfer_scheduled(struct mk__sched *s, mk_block *b, enum mk__file_op
 			res = -EIO;
 			break;
 		}
+#ifdef MK_HAVE_VALGRIND
+		/* The kernel filled the buffer behind Memcheck's back. */
+		if (op == MK__FILE_READ)
+			VALGRIND_MAKE_MEM_DEFINED(buf + done, (size_t)res);
+#endif
 		done += (size_t)res;
 		if (done == len) {
 			res = 0;
