@@ -9,9 +9,9 @@
  *   set errno. mk_strerror() turns a code into text.
  * - "Suspends" means the calling task may be parked and other tasks may run before the call
  *   returns. Functions that do not say so never let another task run.
- * - Every function except mk_run(), mk_strerror(), mk_version() and the clocks must be called from
- *   a task, that is from inside mk_run() on the thread that called it. Called anywhere else they
- *   return -EPERM (or NULL) and do nothing.
+ * - Every function except mk_run(), mk_strerror(), mk_last_error(), mk_version() and the clocks
+ *   must be called from a task, that is from inside mk_run() on the thread that called it. Called
+ *   anywhere else they return -EPERM (or NULL) and do nothing.
  */
 #ifndef MKHOST_H
 #define MKHOST_H
@@ -80,7 +80,8 @@ struct mk_config {
  * (main) so it can print its own.
  *
  * When (main) returns, the tasks still alive are cancelled (see mk_task_cancel) and run until they
- * end, devices are closed, and mk_run returns (main)'s value.
+ * end (a task spawned from then on is cancelled at once, so it never starts), devices are
+ * closed, and mk_run returns (main)'s value.
  *
  * SIGINT and SIGTERM, when the program left them at their default action, stop the program
  * cleanly: every task is cancelled, and once they have ended the devices are closed and mk_run
@@ -127,8 +128,8 @@ MK_EXPORT int mk_task_spawn(mk_task **out, const char *name, mk_task_fn fn, void
  * Suspends until (task) ends.
  * Returns 0; -ECANCELED if (task) had been cancelled (then *result is its return value, or 0 if
  * it never started); -EINVAL if (task) is NULL, is the caller itself, or is already being
- * awaited. If the caller itself is cancelled while waiting, the wait goes on: a task is never
- * freed under someone who still needs its result. */
+ * awaited. A cancelled caller still waits, whether it was cancelled before the call or during
+ * it: a task is never freed under someone who still needs its result. */
 MK_EXPORT int mk_task_await(mk_task *task, intptr_t *result);
 
 /* Ask (task) to stop. Cancellation is cooperative, as C has no unwinding: a task that has not

@@ -131,6 +131,7 @@ struct mk__sched {
 	size_t heap_len, heap_cap;
 	struct mk_hook *hooks;
 	bool in_hook;
+	bool stopping;             /* main has ended or a stop signal came: every task is cancelled */
 	struct mk__args args;
 	struct mk_net *nets;
 	struct mk_block *blocks;

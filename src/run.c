@@ -43,6 +43,7 @@ static void run_round(struct mk__sched *s)
 
 static void cancel_all(struct mk__sched *s)
 {
+	s->stopping = true;
 	for (struct mk_task *t = s->all; t != NULL; t = t->all_next)
 		mk__task_cancel(s, t);
 }

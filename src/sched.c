@@ -185,6 +185,7 @@ int mk__task_new(struct mk__sched *s, struct mk_task **out, const char *name, mk
 	t->fn = fn;
 	t->arg = arg;
 	t->state = MK__NEW;
+	t->cancelled = s->stopping; /* spawned during shutdown: never starts */
 	all_insert(s, t);
 	s->live_tasks++;
 	mk__runq_push(s, t);

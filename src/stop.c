@@ -49,6 +49,7 @@ static void on_stop_event(struct mk__io *io, int res)
 
 	restore_defaults();
 	s->stopped_by = stop_signo;
+	s->stopping = true;
 	for (struct mk_task *t = s->all; t != NULL; t = t->all_next)
 		mk__task_cancel(s, t);
 }
