@@ -22,6 +22,7 @@
  *   connects again or, finding nobody, listens on PATH itself. So either side may restart, any
  *   number of times, in any order.
  * While no peer is connected, writes are refused (counted in tx_drops), as on an unplugged cable.
+ * Not with --sandbox: accepting and reconnecting at run time need system calls it forbids.
  * A cable has two ends: a third program on the same PATH has its connection closed at once.
  *
  * The descriptor the scheduler polls is an epoll instance holding the listening socket and the
@@ -263,6 +264,10 @@ int mk__unix_link_open(mk_net *n, const struct mk__netarg *a)
 		if (err != 0)
 			return err;
 	}
+	if (n->sched->args.sandbox)
+		return mk__fail(-EINVAL, "net device '%s': a unix: link accepts and reconnects while "
+		                         "the program runs, which --sandbox forbids; use a TAP or "
+		                         "hub: with --sandbox", a->name);
 	if (plen == 0)
 		return mk__fail(-EINVAL, "net device '%s': unix: needs a path, e.g. "
 		                         "--net:%s=unix:/tmp/cable.sock", a->name, a->name);

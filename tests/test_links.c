@@ -354,6 +354,8 @@ START_TEST(unix_errors)
 	snprintf(a[3], sizeof(a[3]), "--net:long=unix:%s/%0150d", scratch, 0);
 	ck_assert_int_eq(mkt_run(unix_errors_main, NULL, a[0], a[1], a[2], a[3], (char *)NULL), 0);
 	ck_assert_int_eq(access(file, F_OK), 0); /* never removed */
+	ck_assert_int_eq(mkt_run(unix_errors_main, NULL, "--sandbox", a[1], (char *)NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mk_last_error(), "--sandbox forbids"));
 }
 END_TEST
 
