@@ -13,6 +13,10 @@
  *       IFACE_A (CPU 0 for "same", CPU 1 for "cross") across a bridge, and reports the round
  *       trip percentiles.
  *
+ *   bench-net free IFACE...
+ *       Wait until no process holds any of the TAPs (at most 10 s): one that held a TAP through
+ *       io_uring keeps it a while after it exits, longer than mkhost's connect waits.
+ *
  * Run by scripts/bench, inside the network namespace it makes. Every run ends within
  * DEADLINE_S seconds whatever happens. */
 #include <errno.h>
@@ -293,6 +297,7 @@ static void usage(void)
 	fprintf(stderr, "usage: bench-net tx IMPL IFACE SIZE COUNT\n"
 	                "       bench-net rx drain|live IMPL IFACE_RX IFACE_TX SIZE COUNT\n"
 	                "       bench-net pingpong same|cross IMPL IFACE_A IFACE_B SIZE COUNT\n"
+	                "       bench-net free IFACE...\n"
 	                "IMPL: mkhost, read, epoll or uring\n");
 	exit(2);
 }
@@ -328,6 +333,11 @@ int main(int argc, char **argv)
 		r.count = bench_ulong(argv[5], "count");
 		bench_pin(1);
 		return ep_run(ep_impl_parse(r.impl), r.iface_a, 0, tx_body, &r);
+	}
+	if (argc >= 3 && strcmp(argv[1], "free") == 0) {
+		for (int i = 2; i < argc; i++)
+			close(bench_tap_open(argv[i], 0));
+		return 0;
 	}
 	if (argc != 8)
 		usage();

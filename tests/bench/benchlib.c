@@ -58,9 +58,10 @@ int bench_tap_open(const char *iface, int nonblock)
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	/* A TAP that a process with an io_uring just released stays busy for a few ms. */
+	/* A TAP that a process with an io_uring just released stays busy until the kernel has torn
+	 * the ring down: a few ms, seconds on a loaded machine. */
 	for (int i = 0; ioctl(fd, TUNSETIFF, &ifr) != 0; i++) {
-		if (errno != EBUSY || i == 100)
+		if (errno != EBUSY || i == 2000)
 			bench_die("attach to TAP %s: %s", iface, strerror(errno));
 		usleep(5000);
 	}
