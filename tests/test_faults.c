@@ -862,7 +862,7 @@ static int tun_for_everyone(void)
 		return -1;
 	if ((sb.st_mode & 0006) == 0006)
 		return 0;
-	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
 	    mount("tmpfs", "/dev/net", "tmpfs", 0, "mode=0755") != 0 ||
 	    mknod("/dev/net/tun", S_IFCHR | 0666, sb.st_rdev) != 0 || chmod("/dev/net/tun", 0666) != 0)
 		return -1;
