@@ -28,8 +28,8 @@
 /* A record, at the start of its sector; the key and the value follow it. A sector of zeros is a
  * free slot, so a fresh image needs no formatting. */
 struct record {
-	uint32_t magic;    /* RECORD_MAGIC */
-	uint8_t state;     /* LIVE or DELETED */
+	uint32_t magic; /* RECORD_MAGIC */
+	uint8_t state;  /* LIVE or DELETED */
 	uint8_t pad;
 	uint16_t key_len;
 	uint16_t value_len;
@@ -42,9 +42,9 @@ enum { FREE = 0, LIVE = 1, DELETED = 2 };
 
 struct store {
 	mk_block *disk;
-	size_t sector;     /* bytes per sector: one record */
-	uint64_t slots;    /* sectors on the device */
-	uint8_t *buf;      /* one sector */
+	size_t sector;  /* bytes per sector: one record */
+	uint64_t slots; /* sectors on the device */
+	uint8_t *buf;   /* one sector */
 };
 
 static uint32_t fnv1a(const void *p, size_t n, uint32_t h)
@@ -140,8 +140,8 @@ static int find(struct store *st, const char *key, uint64_t *found, bool *presen
 /* Write a record into slot (i) and make it durable. */
 static int put(struct store *st, uint64_t i, uint8_t state, const char *key, const char *value)
 {
-	struct record rec = {RECORD_MAGIC, state, 0, (uint16_t)strlen(key),
-	                     (uint16_t)strlen(value), 0, 0};
+	struct record rec = {
+	    RECORD_MAGIC, state, 0, (uint16_t)strlen(key), (uint16_t)strlen(value), 0, 0};
 	int err;
 
 	memset(st->buf, 0, st->sector);
@@ -251,7 +251,8 @@ static int app(int argc, char **argv, void *arg)
 	if (argc < 2)
 		return usage();
 	if (mk_block_connect("disk", &st.disk) != 0) {
-		fprintf(stderr, "kv-store: %s\n", mk_last_error()); /* the device, the cause, the fix */
+		fprintf(stderr, "kv-store: %s\n",
+		        mk_last_error()); /* the device, the cause, the fix */
 		return 1;
 	}
 	st.sector = mk_block_sector_size(st.disk);

@@ -51,10 +51,11 @@ static struct mk_block *find_block(struct mk__sched *s, const char *name)
 static int args_error(const char *name, const struct mk__blockarg *a)
 {
 	if (a == NULL || a->times == 0)
-		return mk__fail(-ENOENT,
-		                "block device '%s' is not on the command line; start the program with "
-		                "--block:%s=FILE (an existing file, e.g. made with truncate -s 1M FILE)",
-		                name, name);
+		return mk__fail(
+		    -ENOENT,
+		    "block device '%s' is not on the command line; start the program with "
+		    "--block:%s=FILE (an existing file, e.g. made with truncate -s 1M FILE)",
+		    name, name);
 	return mk__fail(-EEXIST,
 	                "block device '%s' is given %d times on the command line; give --block:%s= "
 	                "once",
@@ -71,10 +72,11 @@ static int open_error(const mk_block *b, int err)
 		                b->name, b->file, b->file);
 	case -EACCES:
 	case -EPERM:
-		return mk__fail(-EACCES,
-		                "block device '%s': no permission to read '%s'; give yourself access "
-		                "with chmod u+rw %s",
-		                b->name, b->file, b->file);
+		return mk__fail(
+		    -EACCES,
+		    "block device '%s': no permission to read '%s'; give yourself access "
+		    "with chmod u+rw %s",
+		    b->name, b->file, b->file);
 	case -EISDIR:
 		return mk__fail(-EINVAL,
 		                "block device '%s': '%s' is a directory; give a regular file or a "
@@ -95,7 +97,7 @@ static int open_error(const mk_block *b, int err)
  * kernel has torn its ring down, asynchronously, some milliseconds after it is reaped. Wait that
  * long for the lock before calling the file busy. */
 #define LOCK_RETRY_NS (200 * 1000000L)
-#define LOCK_STEP_NS (5 * 1000000L)
+#define LOCK_STEP_NS  (5 * 1000000L)
 
 static int lock_file(mk_block *b)
 {
@@ -115,7 +117,8 @@ static int lock_file(mk_block *b)
 static int open_file(mk_block *b)
 {
 	b->fd = open(b->file, O_RDWR | O_CLOEXEC | O_NOCTTY);
-	if (b->fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM || errno == ETXTBSY)) {
+	if (b->fd < 0 &&
+	    (errno == EACCES || errno == EROFS || errno == EPERM || errno == ETXTBSY)) {
 		b->fd = open(b->file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		b->read_only = true;
 	}
@@ -146,12 +149,14 @@ static int check_size(mk_block *b)
 		                "truncate -s 1M %s",
 		                b->name, b->file, b->file);
 	if (b->length % b->sector_size != 0)
-		return mk__fail(-EINVAL,
-		                "block device '%s': the size of '%s' (%llu bytes) is not a multiple "
-		                "of the sector size (%zu); resize it, e.g. truncate -s %lluK %s, or "
-		                "change --block-sector-size:%s",
-		                b->name, b->file, (unsigned long long)b->length, b->sector_size,
-		                (unsigned long long)((b->length + 1023) / 1024), b->file, b->name);
+		return mk__fail(
+		    -EINVAL,
+		    "block device '%s': the size of '%s' (%llu bytes) is not a multiple "
+		    "of the sector size (%zu); resize it, e.g. truncate -s %llu %s, or "
+		    "change --block-sector-size:%s",
+		    b->name, b->file, (unsigned long long)b->length, b->sector_size,
+		    (unsigned long long)((b->length / b->sector_size + 1) * b->sector_size),
+		    b->file, b->name);
 	return 0;
 }
 
@@ -235,12 +240,10 @@ int mk__block_open_all(struct mk__sched *s)
 
 /* The checks shared by every sector transfer: a sector-aligned sector inside the device, and a
  * buffer of (size) bytes that holds a sector from (off). */
-static bool sector_ok(const mk_block *b, uint64_t dev_off, const void *buf, size_t size,
-                      size_t off)
+static bool sector_ok(const mk_block *b, uint64_t dev_off, const void *buf, size_t size, size_t off)
 {
-	return b != NULL && buf != NULL && dev_off % b->sector_size == 0 &&
-	       dev_off < b->length && b->length - dev_off >= b->sector_size && off <= size &&
-	       size - off >= b->sector_size;
+	return b != NULL && buf != NULL && dev_off % b->sector_size == 0 && dev_off < b->length &&
+	       b->length - dev_off >= b->sector_size && off <= size && size - off >= b->sector_size;
 }
 
 /* The scheduler (device, calling thread) when the device belongs to the one running here. */
@@ -297,8 +300,7 @@ static int transfer_now(mk_block *b, enum mk__file_op op, uint8_t *buf, uint64_t
 	return 0;
 }
 
-int mk_block_atomic_read(mk_block *b, uint64_t src_off, void *dst, size_t dst_size,
-                         size_t dst_off)
+int mk_block_atomic_read(mk_block *b, uint64_t src_off, void *dst, size_t dst_size, size_t dst_off)
 {
 	if (!sector_ok(b, src_off, dst, dst_size, dst_off))
 		return -EINVAL;
@@ -358,8 +360,8 @@ static int submit_and_wait(struct request *r, enum mk__file_op op, void *buf, si
 static int transfer_scheduled(struct mk__sched *s, mk_block *b, enum mk__file_op op, uint8_t *buf,
                               uint64_t off)
 {
-	struct request r = {.io = {.fd = b->fd, .done = on_complete}, .sched = s,
-	                    .task = s->current};
+	struct request r = {
+	    .io = {.fd = b->fd, .done = on_complete}, .sched = s, .task = s->current};
 	size_t len = op == MK__FILE_FSYNC ? 0 : b->sector_size;
 	bool was_uncancellable = r.task->uncancellable_park;
 	size_t done = 0;
@@ -369,7 +371,8 @@ static int transfer_scheduled(struct mk__sched *s, mk_block *b, enum mk__file_op
 		return -ECANCELED;
 	r.task->uncancellable_park = true;
 	for (;;) {
-		res = submit_and_wait(&r, op, buf != NULL ? buf + done : NULL, len - done, off + done);
+		res = submit_and_wait(&r, op, buf != NULL ? buf + done : NULL, len - done,
+		                      off + done);
 		if (res == -EINTR || res == -EAGAIN)
 			continue;
 		if (res < 0 || op == MK__FILE_FSYNC)

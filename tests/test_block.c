@@ -46,22 +46,22 @@ static void failf(int line, const char *fmt, ...)
 	va_end(ap);
 }
 
-#define CHECK(c)                                   \
-	do {                                       \
-		if (!(c))                          \
-			failf(__LINE__, "%s", #c); \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c))                                                                          \
+			failf(__LINE__, "%s", #c);                                                 \
 	} while (0)
-#define CHECK_INT(a, op, b)                                                             \
-	do {                                                                            \
-		long long a_ = (long long)(a), b_ = (long long)(b);                     \
-		if (!(a_ op b_))                                                        \
-			failf(__LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_); \
+#define CHECK_INT(a, op, b)                                                                        \
+	do {                                                                                       \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                \
+		if (!(a_ op b_))                                                                   \
+			failf(__LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);            \
 	} while (0)
-#define CHECK_HAS(text, part)                                                              \
-	do {                                                                               \
-		const char *t_ = (text);                                                   \
-		if (t_ == NULL || strstr(t_, part) == NULL)                                \
-			failf(__LINE__, "'%s' does not contain '%s'", t_ ? t_ : "(null)", part); \
+#define CHECK_HAS(text, part)                                                                      \
+	do {                                                                                       \
+		const char *t_ = (text);                                                           \
+		if (t_ == NULL || strstr(t_, part) == NULL)                                        \
+			failf(__LINE__, "'%s' does not contain '%s'", t_ ? t_ : "(null)", part);   \
 	} while (0)
 
 #define ASSERT_NO_FAILURE() ck_assert_msg(failed[0] == '\0', "%s", failed)
@@ -228,8 +228,8 @@ static int roundtrip_main(int argc, char **argv, void *arg)
 	CHECK_INT(mk_block_length(b), ==, DISK_SECTORS * ss);
 	CHECK_INT(mk_block_read_only(b), ==, 0);
 	CHECK(strcmp(mk_block_name(b), "disk") == 0);
-	/* Every sector: atomic write, scheduled read; then scheduled write, atomic read; each through
-	 * a buffer offset by 3 bytes, so (off) is honoured in both directions. */
+	/* Every sector: atomic write, scheduled read; then scheduled write, atomic read; each
+	 * through a buffer offset by 3 bytes, so (off) is honoured in both directions. */
 	for (uint64_t s = 0; s < DISK_SECTORS; s++) {
 		pattern(want, ss, 1, s);
 		memcpy(buf + 3, want, ss);
@@ -337,7 +337,8 @@ static int known_main(int argc, char **argv, void *arg)
 		return 1;
 	/* Backwards, atomically, then forwards, scheduled: each sector matches its digest. */
 	for (int s = KNOWN_SECTORS - 1; s >= 0; s--) {
-		CHECK_INT(mk_block_atomic_read(b, (uint64_t)s * k->sector, buf, k->sector, 0), ==, 0);
+		CHECK_INT(mk_block_atomic_read(b, (uint64_t)s * k->sector, buf, k->sector, 0), ==,
+		          0);
 		if (fnv1a(buf, k->sector) != k->digest[s])
 			failf(__LINE__, "atomic read: sector %d does not match its digest", s);
 	}
@@ -385,8 +386,8 @@ END_TEST
 /* ---------------------------------------------------------------------------------------- */
 
 #define BAD_SECTOR 512
-#define BAD_LEN (8 * BAD_SECTOR)
-#define CANARY 0xa5
+#define BAD_LEN    (8 * BAD_SECTOR)
+#define CANARY     0xa5
 
 enum call { ATOMIC_READ, ATOMIC_WRITE, READ, WRITE };
 static const char *const call_name[] = {"atomic_read", "atomic_write", "read", "write"};
@@ -439,11 +440,12 @@ static int bad_args_main(int argc, char **argv, void *arg)
 			int r = call(c, cases[i].null_block ? NULL : b, cases[i].dev_off,
 			             cases[i].null_buf ? NULL : buf, cases[i].size, cases[i].off);
 			if (r != -EINVAL)
-				failf(__LINE__, "%s, %s: %d, not -EINVAL", call_name[c], cases[i].what, r);
+				failf(__LINE__, "%s, %s: %d, not -EINVAL", call_name[c],
+				      cases[i].what, r);
 			for (size_t j = 0; j < sizeof(buf); j++)
 				if (buf[j] != CANARY) {
-					failf(__LINE__, "%s, %s: the buffer was written", call_name[c],
-					      cases[i].what);
+					failf(__LINE__, "%s, %s: the buffer was written",
+					      call_name[c], cases[i].what);
 					break;
 				}
 		}
@@ -533,10 +535,10 @@ END_TEST
 /* ---------------------------------------------------------------------------------------- */
 
 struct connect_case {
-	const char *name;  /* the device connected */
-	int err;           /* what connect returns */
-	const char *says;  /* a part of the sentence */
-	bool twice;        /* connect twice; the second gives (err) */
+	const char *name; /* the device connected */
+	int err;          /* what connect returns */
+	const char *says; /* a part of the sentence */
+	bool twice;       /* connect twice; the second gives (err) */
 };
 
 static int connect_main(int argc, char **argv, void *arg)
@@ -611,8 +613,8 @@ START_TEST(connect_errors)
 	expect_connect("disk", -EINVAL, "(65536)", false, arg_for("--block:disk=%s", good),
 	               "--block-sector-size:disk=65536", NULL);
 	expect_connect("disk", -EINVAL, "directory", false, arg_for("--block:disk=%s", dir), NULL);
-	expect_connect("disk", -EINVAL, "neither a regular file", false,
-	               "--block:disk=/dev/null", NULL);
+	expect_connect("disk", -EINVAL, "neither a regular file", false, "--block:disk=/dev/null",
+	               NULL);
 	/* A device whose file another program holds (two devices on one file: below). */
 	int fd = open(good, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
@@ -665,9 +667,9 @@ START_TEST(bad_sector_size_argument)
 		snprintf(opt, sizeof(opt), "--block-sector-size:disk=%s", bad[i]);
 		failed[0] = '\0';
 		/* The program never runs: connect_main would fail it. */
-		ck_assert_int_eq(mkt_run(connect_main, NULL, arg_for("--block:disk=%s", path), opt,
-		                         NULL),
-		                 -EINVAL);
+		ck_assert_int_eq(
+		    mkt_run(connect_main, NULL, arg_for("--block:disk=%s", path), opt, NULL),
+		    -EINVAL);
 	}
 	unlink(path);
 }
@@ -789,10 +791,10 @@ END_TEST
 /*  10,000 scheduled operations from 100 tasks                                               */
 /* ---------------------------------------------------------------------------------------- */
 
-#define C_TASKS 100
-#define C_OPS 100                 /* per task */
-#define C_SECTORS 16              /* per task, its own */
-#define C_SECTOR 512
+#define C_TASKS   100
+#define C_OPS     100 /* per task */
+#define C_SECTORS 16  /* per task, its own */
+#define C_SECTOR  512
 
 struct conc {
 	mk_block *b;
@@ -830,8 +832,9 @@ static intptr_t conc_task(void *arg)
 			r = mk_block_read(c->b, sector * C_SECTOR, buf, sizeof(buf), 0);
 			pattern(want, sizeof(want), t->gen[local], sector);
 			if (r == 0 && memcmp(buf, want, sizeof(buf)) != 0)
-				failf(__LINE__, "task %d: sector %llu is not generation %llu", t->index,
-				      (unsigned long long)sector, (unsigned long long)t->gen[local]);
+				failf(__LINE__, "task %d: sector %llu is not generation %llu",
+				      t->index, (unsigned long long)sector,
+				      (unsigned long long)t->gen[local]);
 		}
 		c->inflight--;
 		if (r != 0)
@@ -1017,7 +1020,8 @@ START_TEST(cancel_at_exit)
 		uint64_t gen;
 		ck_assert_msg(pattern_valid(got + i * K_SECTOR, K_SECTOR, (uint64_t)i, &gen),
 		              "sector %d is torn", i);
-		/* The last write returned 0 and was counted, or finished whole as it was cancelled. */
+		/* The last write returned 0 and was counted, or finished whole as it was cancelled.
+		 */
 		ck_assert_msg(gen == streams[i].written || gen == streams[i].written + 1,
 		              "sector %d: generation %llu, last written %llu", i,
 		              (unsigned long long)gen, (unsigned long long)streams[i].written);
@@ -1033,7 +1037,7 @@ END_TEST
 
 #define KILL_SECTORS 256
 #define KILL_WRITERS 8
-#define KILL_ROUNDS 6
+#define KILL_ROUNDS  6
 
 struct writer {
 	mk_block *b;
@@ -1051,9 +1055,9 @@ static intptr_t writer_task(void *arg)
 		for (uint64_t s = (uint64_t)w->index; s < KILL_SECTORS; s += KILL_WRITERS) {
 			pattern(buf, w->sector, gen, s);
 			/* Mostly scheduled writes, with atomic ones mixed in. */
-			int r = (s % 5 == 0) ? mk_block_atomic_write(w->b, s * w->sector, buf,
-			                                             w->sector, 0)
-			                     : mk_block_write(w->b, s * w->sector, buf, w->sector, 0);
+			int r = (s % 5 == 0)
+			            ? mk_block_atomic_write(w->b, s * w->sector, buf, w->sector, 0)
+			            : mk_block_write(w->b, s * w->sector, buf, w->sector, 0);
 			if (r != 0)
 				_exit(3);
 			if (w->ready_fd >= 0) {
@@ -1147,8 +1151,8 @@ START_TEST(killed_mid_stream)
 		for (size_t s = 0; s < KILL_SECTORS; s++) {
 			uint64_t gen;
 			ck_assert_msg(pattern_valid(got + s * sector, sector, s, &gen),
-			              "seed %u, round %d (killed after %u us): sector %zu is torn", seed,
-			              round, delay, s);
+			              "seed %u, round %d (killed after %u us): sector %zu is torn",
+			              seed, round, delay, s);
 			fresh += gen > 0;
 			if (gen > newest)
 				newest = gen;

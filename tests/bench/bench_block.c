@@ -24,18 +24,18 @@
 #include "benchlib.h"
 #include "mkhost.h"
 
-#define BLOCK 4096
+#define BLOCK      4096
 #define DEADLINE_S 300
 
 struct run {
 	bool write;
 	const char *file;
-	uint64_t blocks;   /* in the file */
+	uint64_t blocks; /* in the file */
 	uint64_t seconds;
 	unsigned depth;
-	uint64_t ops;      /* done, by every task */
+	uint64_t ops; /* done, by every task */
 	uint64_t elapsed_ns;
-	const char *impl;  /* for the results: "mkhost", "mkhost-epoll" or "pread" */
+	const char *impl; /* for the results: "mkhost", "mkhost-epoll" or "pread" */
 };
 
 static uint64_t next_block(uint64_t *x, uint64_t blocks)
@@ -131,7 +131,8 @@ static void run_pread(struct run *r)
 		off_t off = (off_t)(next_block(&seed, r->blocks) * BLOCK);
 		ssize_t n = r->write ? pwrite(fd, buf, BLOCK, off) : pread(fd, buf, BLOCK, off);
 		if (n != BLOCK)
-			bench_die("%s: %zd (%s)", r->write ? "pwrite" : "pread", n, strerror(errno));
+			bench_die("%s: %zd (%s)", r->write ? "pwrite" : "pread", n,
+			          strerror(errno));
 		r->ops++;
 	}
 	r->elapsed_ns = bench_now_ns() - start;
@@ -147,7 +148,8 @@ int main(int argc, char **argv)
 	bench_prog = "bench-block";
 	bench_deadline(DEADLINE_S);
 	if (argc < 5 || argc > 6)
-		bench_die("usage: bench-block mkhost|pread randread|randwrite FILE SECONDS [DEPTH]");
+		bench_die(
+		    "usage: bench-block mkhost|pread randread|randwrite FILE SECONDS [DEPTH]");
 	if (strcmp(argv[2], "randread") != 0 && strcmp(argv[2], "randwrite") != 0)
 		bench_die("the workload is randread or randwrite, not '%s'", argv[2]);
 	r.write = strcmp(argv[2], "randwrite") == 0;
