@@ -161,6 +161,8 @@ static int sandbox(struct mk__sched *s)
 {
 	int err = mk__net_open_all(s);
 
+	if (err == 0)
+		err = mk__block_open_all(s);
 	return err != 0 ? err : mk__sandbox_enter(s);
 }
 

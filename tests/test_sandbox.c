@@ -153,6 +153,44 @@ START_TEST(ring_refuses_other_operations)
 }
 END_TEST
 
+/* A block device given on the command line is opened before the filter too: scheduled and
+ * atomic sector I/O and the flush still work. */
+static int block_main(int argc, char **argv, void *arg)
+{
+	uint8_t out[512], in[512];
+	mk_block *b;
+
+	if (mk_block_connect("disk", &b) != 0)
+		return 30;
+	memset(out, 0x5a, sizeof(out));
+	if (mk_block_write(b, 512, out, sizeof(out), 0) != 0 || mk_block_flush(b) != 0)
+		return 31;
+	if (mk_block_atomic_read(b, 512, in, sizeof(in), 0) != 0 || memcmp(in, out, 512) != 0)
+		return 32;
+	return 0;
+}
+
+START_TEST(block_devices_still_work)
+{
+	char path[] = "/tmp/mkhost-sandbox-XXXXXX", arg[64];
+	int fd = mkstemp(path), status;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 4096), 0);
+	close(fd);
+	snprintf(arg, sizeof(arg), "--block:disk=%s", path);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		alarm(20);
+		_exit(mkt_run(block_main, NULL, "--sandbox", arg, NULL) & 0xff);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+}
+END_TEST
+
 START_TEST(bad_device_fails_before_main)
 {
 	struct outcome o = run_child(NOTHING, "--net:svc=tapnone");
@@ -177,6 +215,7 @@ int main(void)
 	tcase_add_test(tc, exec_is_forbidden);
 	tcase_add_test(tc, ring_refuses_other_operations);
 	tcase_add_test(tc, bad_device_fails_before_main);
+	tcase_add_test(tc, block_devices_still_work);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);
