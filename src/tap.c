@@ -123,8 +123,13 @@ static int open_iface(const char *name, const char *iface, int *fd_out, unsigned
 		if (err == -ENOENT)
 			return mk__fail(-ENODEV, "net device '%s': /dev/net/tun is missing; load the tun "
 			                         "module (modprobe tun)", name);
-		return mk__fail(err == -EMFILE || err == -ENFILE ? err : -EACCES,
-		                "net device '%s': cannot open /dev/net/tun: %s", name, strerror(-err));
+		if (err == -EMFILE || err == -ENFILE)
+			return mk__fail(err, "net device '%s': cannot open /dev/net/tun: %s; close "
+			                     "descriptors or raise the limit (ulimit -n)",
+			                name, strerror(-err));
+		return mk__fail(-EACCES, "net device '%s': cannot open /dev/net/tun: %s; run as root, "
+		                         "or hand the program an open TAP with --net:%s=@FD",
+		                name, strerror(-err), name);
 	}
 	err = set_iff(name, iface, fd);
 	if (err == 0 && if_nametoindex(iface) != index)
