@@ -619,8 +619,9 @@ static int fd_limit_main(int argc, char **argv, void *arg)
 	const char *e = mk_last_error();
 	ck_assert_msg(r == -EMFILE, "mk_net_connect at the descriptor limit returned %d (%s), "
 	              "expected -EMFILE", r, mk_strerror(r));
-	ck_assert_msg(strstr(e, "'svc'") != NULL && strstr(e, "open files") != NULL,
-	              "the sentence does not name the device and the cause: \"%s\"", e);
+	ck_assert_msg(strstr(e, "'svc'") != NULL && strstr(e, "open files") != NULL &&
+	                  strstr(e, "ulimit -n") != NULL,
+	              "the sentence does not name the device, the cause and the fix: \"%s\"", e);
 	ck_assert_ptr_null(net);
 
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
