@@ -27,6 +27,14 @@
 
 #define CREATE_HINT "ip tuntap add dev %s mode tap user $USER && ip link set dev %s up"
 
+/* The fix to name when a descriptor could not be had. */
+static const char *out_of_fds_fix(int err)
+{
+	return err == EMFILE || err == ENFILE
+	               ? "; close descriptors or raise the limit (ulimit -n)"
+	               : "";
+}
+
 static int ctl_socket(void)
 {
 	return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -40,8 +48,8 @@ static int check_iface(const char *name, const char *iface, unsigned *mtu)
 	int err = 0;
 
 	if (sock < 0)
-		return mk__fail(-errno, "net device '%s': cannot query interface '%s': %s", name,
-		                iface, strerror(errno));
+		return mk__fail(-errno, "net device '%s': cannot query interface '%s': %s%s", name,
+		                iface, strerror(errno), out_of_fds_fix(errno));
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
 	if (ioctl(sock, SIOCGIFFLAGS, &ifr) != 0)
@@ -124,9 +132,8 @@ static int open_iface(const char *name, const char *iface, int *fd_out, unsigned
 			return mk__fail(-ENODEV, "net device '%s': /dev/net/tun is missing; load the tun "
 			                         "module (modprobe tun)", name);
 		if (err == -EMFILE || err == -ENFILE)
-			return mk__fail(err, "net device '%s': cannot open /dev/net/tun: %s; close "
-			                     "descriptors or raise the limit (ulimit -n)",
-			                name, strerror(-err));
+			return mk__fail(err, "net device '%s': cannot open /dev/net/tun: %s%s", name,
+			                strerror(-err), out_of_fds_fix(-err));
 		return mk__fail(-EACCES, "net device '%s': cannot open /dev/net/tun: %s; run as root, "
 		                         "or hand the program an open TAP with --net:%s=@FD",
 		                name, strerror(-err), name);
