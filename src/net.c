@@ -228,6 +228,13 @@ static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst)
 	return r;
 }
 
+ssize_t mk__net_try_read(mk_net *n, void *dst)
+{
+	/* No queue to join and no poll to arm: the readers parked on this device keep theirs, and
+	 * a frame taken here is simply one they will not see. */
+	return read_frame(n, dst);
+}
+
 /* The checks shared by every call that takes buf[off, off + len) of (size) bytes. */
 static bool range_ok(const void *buf, size_t size, size_t off, size_t len)
 {
