@@ -1,0 +1,29 @@
+/* What main.c (the tender part: options, heap, mk_run) and solo5.c (the Solo5 calls) share.
+ * Internal to libmkhost-solo5; the names carry the mk__solo5_ prefix. */
+#ifndef MKHOST_SOLO5_HOST_H
+#define MKHOST_SOLO5_HOST_H
+
+#include <stdbool.h>
+
+#include "solo5.h"
+
+enum mk__solo5_kind {
+	MK__SOLO5_NET = 1,
+	MK__SOLO5_BLOCK,
+};
+
+/* Attach the device (name) given on the command line, as a tender does before the unikernel
+ * starts. Called from mk_run's main task, once per device, in command-line order: the handles
+ * are given out in that order. Returns 0, or a negative errno value with the sentence in
+ * mk_last_error(). */
+int mk__solo5_attach(enum mk__solo5_kind kind, const char *name);
+
+/* Run solo5_app_main(info) on the calling task and return how it ended: 0 with the exit status in
+ * (*status) (from its return, solo5_exit or solo5_abort); or -EINTR when mkhost stopped the
+ * program (SIGINT or SIGTERM), with the signal in (*status). */
+int mk__solo5_run_app(const struct solo5_start_info *info, int *status);
+
+/* Forget the devices (mk_run has closed them), so that stale handles are refused. */
+void mk__solo5_detach_all(void);
+
+#endif

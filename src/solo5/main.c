@@ -1,0 +1,226 @@
+/* main() for Solo5 programs: what a Solo5 tender does before and after the unikernel runs.
+ *
+ *   ./app [--mem=MB] [device options] [--] [ARGS...]
+ *
+ * Options come first, as on the tenders; the first "--", or else the first argument that is not
+ * an option, ends them, and what follows is the unikernel's cmdline. The device options are
+ * mk_run's (--net:, --net-mac:, --block:, --block-sector-size:). Every device named is attached
+ * before solo5_app_main() runs, and one that cannot be stops the program with exit status 1, the
+ * way a tender refuses to start; an unknown option or a malformed --mem does too.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "host.h"
+#include "internal.h"
+#include "mkhost.h"
+#include "solo5.h"
+
+#define DEFAULT_MEM_MB 512          /* the tenders' default */
+#define APP_STACK (8 * 1024 * 1024) /* as a Linux main thread gets */
+
+struct dev_name {
+	enum mk__solo5_kind kind;
+	const char *name; /* points into argv */
+	size_t len;
+};
+
+struct launch {
+	int argc; /* the options for mk_run, argv[0] first */
+	char **argv;
+	struct dev_name *devs;
+	size_t n_devs;
+	struct solo5_start_info info;
+	int status;
+	bool stopped; /* by a signal, now in (status) */
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [--mem=MB] [DEVICE OPTIONS] [--] [ARGS...]\n"
+	       "A Solo5 unikernel run as a Linux program by mkhost. ARGS are its command line.\n"
+	       "  --mem=MB                 size of the heap in megabytes (default %d)\n",
+	       prog, DEFAULT_MEM_MB);
+	mk__args_usage();
+}
+
+static int parse_mem(const char *arg, size_t *bytes)
+{
+	const char *v = arg + strlen("--mem=");
+	char *end;
+	unsigned long long mb;
+
+	errno = 0;
+	mb = strtoull(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || mb == 0 ||
+	    mb > (SIZE_MAX >> 20)) {
+		fprintf(stderr, "mkhost: malformed '%s': write the heap size in megabytes, e.g. --mem=64\n",
+		        arg);
+		return -EINVAL;
+	}
+	*bytes = (size_t)mb << 20;
+	return 0;
+}
+
+/* The name of a --net:NAME=... or --block:NAME=... argument, recorded for attaching. */
+static void note_device(struct launch *l, const char *arg)
+{
+	static const struct {
+		const char *prefix;
+		enum mk__solo5_kind kind;
+	} kinds[] = {{"--net:", MK__SOLO5_NET}, {"--block:", MK__SOLO5_BLOCK}};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t plen = strlen(kinds[i].prefix);
+		const char *eq;
+		if (strncmp(arg, kinds[i].prefix, plen) != 0)
+			continue;
+		eq = strchr(arg + plen, '=');
+		if (eq == NULL)
+			return; /* mk_run says what is wrong with it */
+		l->devs[l->n_devs].kind = kinds[i].kind;
+		l->devs[l->n_devs].name = arg + plen;
+		l->devs[l->n_devs].len = (size_t)(eq - (arg + plen));
+		l->n_devs++;
+	}
+}
+
+/* The cmdline: (args) joined by spaces, without Solo5's own leading --solo5: flags. */
+static char *join_cmdline(int n, char **args)
+{
+	size_t len = 1;
+	char *s, *p;
+
+	while (n > 0 && (strcmp(args[0], "--solo5:quiet") == 0 ||
+	                 strcmp(args[0], "--solo5:debug") == 0)) {
+		args++;
+		n--;
+	}
+	for (int i = 0; i < n; i++)
+		len += strlen(args[i]) + 1;
+	s = p = malloc(len);
+	if (s == NULL)
+		return NULL;
+	*p = '\0';
+	for (int i = 0; i < n; i++) {
+		size_t k = strlen(args[i]);
+		if (i > 0)
+			*p++ = ' ';
+		memcpy(p, args[i], k + 1);
+		p += k;
+	}
+	return s;
+}
+
+static int attach_all(struct launch *l)
+{
+	for (size_t i = 0; i < l->n_devs; i++) {
+		char name[256];
+		int err;
+
+		snprintf(name, sizeof(name), "%.*s", (int)l->devs[i].len, l->devs[i].name);
+		err = mk__solo5_attach(l->devs[i].kind, name);
+		if (err == -ENOSPC) {
+			fprintf(stderr, "mkhost: more than 64 devices; a Solo5 program has 64 handles\n");
+			return err;
+		}
+		if (err != 0) {
+			fprintf(stderr, "mkhost: %s\n", *mk_last_error() ? mk_last_error() : mk_strerror(err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int app_task(int argc, char **argv, void *arg)
+{
+	struct launch *l = arg;
+
+	if (argc > 1) {
+		fprintf(stderr, "mkhost: invalid option '%s'; see --help\n", argv[1]);
+		l->status = 1;
+		return 0;
+	}
+	if (attach_all(l) != 0) {
+		l->status = 1;
+		return 0;
+	}
+	l->stopped = mk__solo5_run_app(&l->info, &l->status) == -EINTR;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct launch l = {0};
+	struct mk_config cfg = {.stack_size = APP_STACK};
+	size_t mem = (size_t)DEFAULT_MEM_MB << 20;
+	char *cmdline = NULL;
+	void *heap = MAP_FAILED;
+	int i, rc, status = 1;
+
+	l.argv = calloc((size_t)argc + 1, sizeof(*l.argv));
+	l.devs = calloc((size_t)argc + 1, sizeof(*l.devs));
+	if (l.argv == NULL || l.devs == NULL)
+		goto out;
+	l.argv[l.argc++] = argv[0];
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (strcmp(argv[i], "--help") == 0) {
+			usage(argv[0]);
+			status = 0;
+			goto out;
+		}
+		if (strncmp(argv[i], "--mem=", 6) == 0) {
+			if (parse_mem(argv[i], &mem) != 0)
+				goto out;
+			continue;
+		}
+		note_device(&l, argv[i]);
+		l.argv[l.argc++] = argv[i];
+	}
+	cmdline = join_cmdline(argc - i, argv + i);
+	if (cmdline == NULL)
+		goto out;
+	heap = mmap(NULL, mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	            -1, 0);
+	if (heap == MAP_FAILED) {
+		fprintf(stderr, "mkhost: cannot map a heap of --mem=%zu MB: %s\n", mem >> 20,
+		        strerror(errno));
+		goto out;
+	}
+	l.info.cmdline = cmdline;
+	l.info.heap_start = (uintptr_t)heap;
+	l.info.heap_size = mem;
+
+	rc = mk_run_config(&cfg, l.argc, l.argv, app_task, &l);
+	mk__solo5_detach_all();
+	if (l.stopped) {
+		/* Stopped by SIGINT or SIGTERM: die of it, as a tender would, now that the devices are
+		 * closed. mk_run has given the signal back its default action. */
+		if (l.status > 0) {
+			signal(l.status, SIG_DFL);
+			raise(l.status);
+		}
+		status = l.status > 0 ? 128 + l.status : 1;
+	} else if (rc < 0 && rc != -EINTR) {
+		if (rc != -EINVAL) /* mk_run has printed its argument errors */
+			fprintf(stderr, "mkhost: %s\n", mk_strerror(rc));
+		status = 1;
+	} else {
+		status = l.status;
+	}
+out:
+	if (heap != MAP_FAILED)
+		munmap(heap, mem);
+	free(cmdline);
+	free(l.devs);
+	free(l.argv);
+	return status;
+}
