@@ -28,6 +28,7 @@
 #endif
 #endif
 #ifdef MK_ASAN
+#include <pthread.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef MK_HAVE_VALGRIND
@@ -122,7 +123,20 @@ void mk__fiber_suspend(struct mk__sched *s, struct mk__fiber *f)
 #else
 	swapcontext(&f->uc, &sched_ctx(s)->uc);
 #endif
-	asan_finish(fake, &s->sched_stack_lo, &s->sched_stack_size);
+	asan_finish(fake, NULL, NULL);
+}
+
+void mk__fiber_switch(struct mk__fiber *from, struct mk__fiber *to)
+{
+	void *fake = NULL;
+
+	asan_start(&fake, to->lo, to->size);
+#ifdef MK_ASM_SWITCH
+	mk__ctx_switch(&from->sp, to->sp);
+#else
+	swapcontext(&from->uc, &to->uc);
+#endif
+	asan_finish(fake, NULL, NULL);
 }
 
 /* ---- first entry ---------------------------------------------------------------------- */
@@ -153,11 +167,9 @@ static void fiber_entry(void)
 #else
 	swapcontext(&f->uc, s->boot_ctx);
 #endif
-	asan_finish(fake, &s->sched_stack_lo, &s->sched_stack_size);
-	for (;;) {
-		mk__task_body(s, f->task);
-		mk__fiber_suspend(s, f);
-	}
+	asan_finish(fake, NULL, NULL);
+	for (;;)
+		mk__task_body(s, f, f->task); /* returns when this fiber is given a task again */
 }
 
 /* ---- stacks --------------------------------------------------------------------------- */
@@ -276,6 +288,18 @@ void mk__fiber_set_task(struct mk__fiber *f, struct mk_task *t)
 
 int mk__fiber_sched_init(struct mk__sched *s)
 {
+#ifdef MK_ASAN
+	/* The sanitizer must be told which stack a switch lands on, the scheduler's included: the
+	 * thread's own stack. (A fiber can be resumed by another fiber, so this cannot be learnt
+	 * from the switches themselves.) */
+	pthread_attr_t attr;
+	void *addr;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &addr, &s->sched_stack_size);
+		s->sched_stack_lo = addr;
+		pthread_attr_destroy(&attr);
+	}
+#endif
 	s->sched_ctx = calloc(1, sizeof(struct sched_ctx));
 	return s->sched_ctx == NULL ? -ENOMEM : 0;
 }

@@ -81,6 +81,8 @@ size_t mk__fiber_pool_max(void);
 void mk__fiber_resume(struct mk__sched *s, struct mk__fiber *f);
 /* Switch from the current fiber back to the scheduler. */
 void mk__fiber_suspend(struct mk__sched *s, struct mk__fiber *f);
+/* Switch from the current fiber straight to another one, without the scheduler in between. */
+void mk__fiber_switch(struct mk__fiber *from, struct mk__fiber *to);
 int mk__overflow_guard_install(struct mk__sched *s);
 void mk__overflow_guard_remove(struct mk__sched *s);
 
@@ -124,6 +126,7 @@ struct mk__sched {
 	struct mk_task *current;
 	struct mk_task *run_head, *run_tail;
 	size_t run_len;
+	size_t round_left;         /* tasks the current round may still run */
 	size_t live_tasks;         /* tasks not ended */
 	struct mk_task *all;       /* every task not yet freed */
 	struct mk_task *main_task;
@@ -162,8 +165,11 @@ int mk__park(struct mk__sched *s);
 void mk__wake(struct mk__sched *s, struct mk_task *t, int code);
 /* The scheduler when called from a task, else NULL. */
 struct mk__sched *mk__sched_task(void);
-/* Run on a fiber: the task's body, then its end. */
-void mk__task_body(struct mk__sched *s, struct mk_task *t);
+/* Run on fiber (f): the task's body, its end, then the switch away. Returns when (f) is resumed
+ * with its next task. */
+void mk__task_body(struct mk__sched *s, struct mk__fiber *f, struct mk_task *t);
+/* The next task of the current round, or NULL when the round is over. */
+struct mk_task *mk__round_next(struct mk__sched *s);
 
 void mk__runq_push(struct mk__sched *s, struct mk_task *t);
 struct mk_task *mk__runq_pop(struct mk__sched *s);

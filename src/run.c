@@ -31,12 +31,11 @@ static intptr_t main_task(void *p)
 
 static void run_round(struct mk__sched *s)
 {
-	for (size_t n = s->run_len; n > 0; n--) {
-		struct mk_task *t = mk__runq_pop(s);
-		if (t == NULL)
-			break;
+	struct mk_task *t;
+
+	s->round_left = s->run_len;
+	while ((t = mk__round_next(s)) != NULL)
 		mk__task_run(s, t);
-	}
 	if (s->pool_len > mk__fiber_pool_max())
 		mk__fiber_pool_trim(s, mk__fiber_pool_max());
 }
@@ -73,8 +72,10 @@ static int run_until(struct mk__sched *s, bool (*stop)(struct mk__sched *))
 		run_round(s);
 		if (stop(s))
 			break;
-		uint64_t now = mk_clock_monotonic();
-		int64_t timeout = s->run_len > 0 ? 0 : mk__timer_timeout(s, now);
+		/* The clock is read only when a timer needs it: it is most of a round's cost. */
+		int64_t timeout = s->run_len > 0    ? 0
+		                  : s->heap_len > 0 ? mk__timer_timeout(s, mk_clock_monotonic())
+		                                    : -1;
 		unsigned waits = s->loop.pending - (s->stop_io.armed ? 1 : 0);
 		if (timeout < 0 && waits == 0) {
 			cancel_all(s);
@@ -89,7 +90,8 @@ static int run_until(struct mk__sched *s, bool (*stop)(struct mk__sched *))
 			n = s->loop.ops->wait(&s->loop, timeout);
 		if (n < 0)
 			return n;
-		mk__timer_fire(s, mk_clock_monotonic());
+		if (s->heap_len > 0)
+			mk__timer_fire(s, mk_clock_monotonic());
 		mk__hooks_run(s);
 	}
 	return 0;

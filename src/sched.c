@@ -82,13 +82,68 @@ struct mk_task *mk__waitq_pop(struct mk__waitq *q)
 
 /* ---- parking -------------------------------------------------------------------------- */
 
+static void task_end(struct mk__sched *s, struct mk_task *t);
+
+struct mk_task *mk__round_next(struct mk__sched *s)
+{
+	struct mk_task *t;
+
+	while (s->round_left > 0 && (t = mk__runq_pop(s)) != NULL) {
+		s->round_left--;
+		if (!t->started && t->cancelled) {
+			task_end(s, t); /* cancelled before it started: it never starts */
+			continue;
+		}
+		return t;
+	}
+	return NULL;
+}
+
+/* At the end of a round with tasks still runnable, the task that ends it does what the
+ * scheduler would do between rounds: poll for events without blocking (tasks are runnable, so
+ * the scheduler would not block either) and fire due timers. Then the next round starts
+ * without two switches through the scheduler. Not when hooks must run (they run outside any
+ * task), nor when the program is ending. */
+static struct mk_task *next_round(struct mk__sched *s)
+{
+	if (s->run_len == 0 || s->hooks != NULL || s->stopping ||
+	    s->main_task->state == MK__DONE)
+		return NULL;
+	if (s->loop.ops->wait(&s->loop, 0) < 0)
+		return NULL; /* the scheduler meets the error again and reports it */
+	if (s->heap_len > 0)
+		mk__timer_fire(s, mk_clock_monotonic());
+	s->round_left = s->run_len;
+	return mk__round_next(s);
+}
+
+/* The running task (on fiber (from)) stops running. The next task of the round gets the CPU
+ * directly, one switch instead of two through the scheduler; at the end of the round the
+ * scheduler takes over to poll for events. */
+static void switch_out(struct mk__sched *s, struct mk__fiber *from)
+{
+	struct mk_task *next = mk__round_next(s);
+
+	if (next == NULL)
+		next = next_round(s);
+	if (next == NULL) {
+		mk__fiber_suspend(s, from);
+		return;
+	}
+	next->started = true;
+	next->state = MK__RUNNING;
+	s->current = next;
+	if (next->fiber != from) /* a task that yields alone goes on at once */
+		mk__fiber_switch(from, next->fiber);
+}
+
 int mk__park(struct mk__sched *s)
 {
 	struct mk_task *t = s->current;
 
 	t->state = MK__PARKED;
 	t->wake_code = 0;
-	mk__fiber_suspend(s, t->fiber);
+	switch_out(s, t->fiber);
 	if (t->cancelled && !t->uncancellable_park)
 		return -ECANCELED;
 	return t->wake_code;
@@ -146,18 +201,15 @@ static void task_end(struct mk__sched *s, struct mk_task *t)
 	t->fiber = NULL;
 }
 
-void mk__task_body(struct mk__sched *s, struct mk_task *t)
+void mk__task_body(struct mk__sched *s, struct mk__fiber *f, struct mk_task *t)
 {
 	t->result = t->fn(t->arg);
-	task_end(s, t);
+	task_end(s, t); /* (f) is back in the pool: a spawn may hand it a new task */
+	switch_out(s, f);
 }
 
 void mk__task_run(struct mk__sched *s, struct mk_task *t)
 {
-	if (!t->started && t->cancelled) {
-		task_end(s, t);
-		return;
-	}
 	t->started = true;
 	t->state = MK__RUNNING;
 	s->current = t;
@@ -262,7 +314,7 @@ int mk_yield(void)
 		return -ECANCELED;
 	t->state = MK__RUNNABLE;
 	mk__runq_push(s, t);
-	mk__fiber_suspend(s, t->fiber);
+	switch_out(s, t->fiber);
 	return t->cancelled ? -ECANCELED : 0;
 }
 
