@@ -233,6 +233,7 @@ struct mk_net_stats {
  *   -EPERM / -EACCES  no permission to attach to the interface;
  *   -EBADF    the @FD descriptor is not open;
  *   -EBUSY    the interface is attached by another process;
+ *   -ENOTSUP  --net:NAME=slirp in a build without libslirp;
  *   -EMFILE / -ENFILE / -ENOMEM  out of resources. */
 MK_EXPORT int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg);
 

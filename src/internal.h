@@ -235,6 +235,7 @@ struct mk_net {
 int mk__tap_link_open(mk_net *n, const struct mk__netarg *a);
 int mk__unix_link_open(mk_net *n, const struct mk__netarg *a);  /* link_unix.c */
 int mk__hub_link_open(mk_net *n, const struct mk__netarg *a);   /* link_hub.c */
+int mk__slirp_link_open(mk_net *n, const struct mk__netarg *a); /* link_slirp.c */
 /* An "mtu=N" option of a link that has no interface to ask (link_unix.c). */
 int mk__link_parse_mtu(const char *name, const char *opt, unsigned *mtu);
 

@@ -61,6 +61,7 @@ static const struct link_kind {
 } link_kinds[] = {
 	{"unix:", mk__unix_link_open},
 	{"hub:", mk__hub_link_open},
+	{"slirp", mk__slirp_link_open}, /* "slirp" or "slirp,...": others go on to the TAP */
 	{"", mk__tap_link_open}, /* IFACE or @FD */
 };
 

@@ -952,43 +952,11 @@ END_TEST
 
 /* ---------------------------------------------------------------------------------------- */
 
-/* Started as root: run again as nobody, with no capability, so that every test proves it needs
- * no privilege. */
-static void drop_privileges(char **argv)
-{
-	if (geteuid() == 0) {
-		static char self[4096];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		char *args[] = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-		                "--", self, NULL};
-		(void)argv;
-		if (n <= 0) {
-			perror("readlink /proc/self/exe");
-			exit(1);
-		}
-		self[n] = '\0';
-		setenv("HOME", "/tmp", 1); /* nobody's home does not exist; tshark wants one */
-		execvp("setpriv", args);
-		fprintf(stderr, "SKIP: running as root and setpriv (util-linux) is missing: %s\n",
-		        strerror(errno));
-		exit(MKT_SKIP);
-	}
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "CapEff:", 7) == 0 && strtoull(line + 7, NULL, 16) != 0) {
-			fprintf(stderr, "the suite must run without capabilities: %s", line);
-			exit(1);
-		}
-	if (f != NULL)
-		fclose(f);
-	fprintf(stderr, "running as uid %d, no capabilities\n", (int)geteuid());
-}
-
 int main(int argc, char **argv)
 {
 	(void)argc;
-	drop_privileges(argv);
+	(void)argv;
+	mkt_drop_privileges();
 	snprintf(scratch, sizeof(scratch), "/tmp/mkhost-links-XXXXXX");
 	if (mkdtemp(scratch) == NULL) {
 		perror("mkdtemp");

@@ -105,3 +105,33 @@ unsigned long long mkt_cpu_ns(void)
 	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ULL +
 	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;
 }
+
+void mkt_drop_privileges(void)
+{
+	if (geteuid() == 0) {
+		static char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		char *args[] = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+		                "--", self, NULL};
+		if (n <= 0) {
+			perror("readlink /proc/self/exe");
+			exit(1);
+		}
+		self[n] = '\0';
+		setenv("HOME", "/tmp", 1); /* nobody's home does not exist; tshark wants one */
+		execvp("setpriv", args);
+		fprintf(stderr, "SKIP: running as root and setpriv (util-linux) is missing: %s\n",
+		        strerror(errno));
+		exit(MKT_SKIP);
+	}
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "CapEff:", 7) == 0 && strtoull(line + 7, NULL, 16) != 0) {
+			fprintf(stderr, "the suite must run without capabilities: %s", line);
+			exit(1);
+		}
+	if (f != NULL)
+		fclose(f);
+	fprintf(stderr, "running as uid %d, no capabilities\n", (int)geteuid());
+}

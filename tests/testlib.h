@@ -26,6 +26,11 @@ int mkt_packet_socket(const char *ifname, int timeout_ms);
 /* mk_run() on a NULL-terminated list of argument strings (argv[0] is supplied). */
 int mkt_run(mk_main_fn main, void *arg, ...);
 
+/* Started as root: execute this program again as nobody with no capability (setpriv), so that
+ * the suite proves it needs no privilege; exits with MKT_SKIP when setpriv is missing. Not root:
+ * check that no capability is left (exit 1 otherwise). */
+void mkt_drop_privileges(void);
+
 /* CPU time (user + system) of this process, in nanoseconds. */
 unsigned long long mkt_cpu_ns(void);
 
