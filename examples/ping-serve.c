@@ -283,9 +283,10 @@ static int serve(int argc, char **argv, void *arg)
 	}
 	memcpy(host.mac, cfg.mac, 6);
 
-	/* A read needs room for the largest frame the device can deliver; a reply is never
-	 * longer than the request it answers, so the same size does for both. */
-	size_t size = (size_t)cfg.mtu + MK_ETHER_HEADER;
+	/* A read needs room for the largest frame the device can deliver; one byte more lets
+	 * mkhost read it with a plain read(2), which is faster. A reply is never longer than the
+	 * request it answers, so the same size does for both. */
+	size_t size = (size_t)cfg.mtu + MK_ETHER_HEADER + 1;
 	uint8_t *frame = malloc(size), *reply = malloc(size);
 	if (!frame || !reply) {
 		fprintf(stderr, "ping-serve: out of memory\n");

@@ -238,7 +238,8 @@ struct mk_net_stats {
 MK_EXPORT int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg);
 
 /* Read exactly one frame, Ethernet header included, into buf[off, off + len). (buf) is a buffer of
- * (size) bytes. The frame is read straight into (buf) by the kernel.
+ * (size) bytes. The frame is read straight into (buf) by the kernel. With len >= mtu + 15 the
+ * read is a little cheaper (the check that no frame was cut short needs no second buffer).
  * Suspends when no frame is waiting: the task is parked and resumed as soon as one arrives.
  * Several tasks may read one device: each frame goes to exactly one of them.
  * Returns the frame's length; or

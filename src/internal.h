@@ -204,9 +204,10 @@ void mk__waitq_remove(struct mk__waitq *q, struct mk_task *t);
 /* What carries a device's frames. net.c does everything else (arguments, waiting, statistics). */
 struct mk__link_ops {
 	const char *kind;
-	/* Read one frame into dst, which holds (cap) bytes. Returns its length, 0 for a frame that
-	 * was dropped (too long or too short; the link counts nothing), -EAGAIN when none is
-	 * waiting, or another negative errno value. */
+	/* Read one frame into dst, which holds (cap) bytes, at least mtu + 14 (more when the
+	 * caller's buffer has room). Returns its length, 0 for a frame that was dropped (longer than
+	 * cap; the link counts nothing), -EAGAIN when none is waiting, or another negative errno
+	 * value. net.c drops and counts frames shorter than 14 or longer than mtu + 14. */
 	ssize_t (*read)(mk_net *n, uint8_t *dst, size_t cap);
 	/* Write one frame, whole. Returns len, or a negative errno value when it was refused. */
 	ssize_t (*write)(mk_net *n, const uint8_t *frame, size_t len);

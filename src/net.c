@@ -101,7 +101,7 @@ static int net_open(struct mk__sched *s, const struct mk__netarg *a, mk_net **ou
 		free(n);
 		return err;
 	}
-	n->rxbuf = malloc(frame_max(n));
+	n->rxbuf = malloc(frame_max(n) + 1); /* + 1: room for the oversize check */
 	n->txbuf = malloc(frame_max(n));
 	if (n->rxbuf == NULL || n->txbuf == NULL) {
 		n->link->close(n);
@@ -173,15 +173,15 @@ int mk__net_open_all(struct mk__sched *s)
 
 /* ---- reading -------------------------------------------------------------------------- */
 
-/* One frame into (dst), which holds frame_max bytes, counted. */
-static ssize_t read_frame(mk_net *n, uint8_t *dst)
+/* One frame into (dst), which holds (room) >= frame_max bytes, counted. */
+static ssize_t read_frame(mk_net *n, uint8_t *dst, size_t room)
 {
 	for (;;) {
-		ssize_t r = n->fault != NULL ? mk__fault_read(n, dst, frame_max(n))
-		                             : n->link->read(n, dst, frame_max(n));
+		ssize_t r = n->fault != NULL ? mk__fault_read(n, dst, room)
+		                             : n->link->read(n, dst, room);
 		if (r < 0)
 			return r;
-		if (r < MK_ETHER_HEADER) {
+		if (r < MK_ETHER_HEADER || (size_t)r > frame_max(n)) {
 			n->stats.rx_drops++;
 			continue;
 		}
@@ -206,7 +206,7 @@ static int wait_readable(struct mk__sched *s, mk_net *n)
 	return mk__park(s);
 }
 
-static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst)
+static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst, size_t room)
 {
 	ssize_t r;
 
@@ -215,7 +215,7 @@ static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst)
 			r = -ECANCELED;
 			break;
 		}
-		r = read_frame(n, dst);
+		r = read_frame(n, dst, room);
 		if (r != -EAGAIN)
 			break;
 		r = wait_readable(s, n);
@@ -233,7 +233,7 @@ ssize_t mk__net_try_read(mk_net *n, void *dst)
 {
 	/* No queue to join and no poll to arm: the readers parked on this device keep theirs, and
 	 * a frame taken here is simply one they will not see. */
-	return read_frame(n, dst);
+	return read_frame(n, dst, frame_max(n));
 }
 
 /* The checks shared by every call that takes buf[off, off + len) of (size) bytes. */
@@ -257,7 +257,7 @@ ssize_t mk_net_read_bigstring(mk_net *n, void *buf, size_t size, size_t off, siz
 		return -EINVAL;
 	if (s == NULL || n->sched != s)
 		return -EPERM;
-	return net_read(s, n, (uint8_t *)buf + off);
+	return net_read(s, n, (uint8_t *)buf + off, len);
 }
 
 ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t len)
@@ -269,7 +269,7 @@ ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t 
 		return -EINVAL;
 	if (s == NULL || n->sched != s)
 		return -EPERM;
-	r = net_read(s, n, n->rxbuf);
+	r = net_read(s, n, n->rxbuf, frame_max(n) + 1);
 	if (r > 0)
 		memcpy((uint8_t *)buf + off, n->rxbuf, (size_t)r);
 	return r;
