@@ -709,7 +709,8 @@ static int tcp_send(struct tcp_echo *t, uint8_t flags, const uint8_t *data, size
 	tcp[12] = (TCPH_LEN / 4) << 4;
 	tcp[13] = flags;
 	put16(tcp + 14, 8192); /* window */
-	memcpy(tcp + TCPH_LEN, data, len);
+	if (len > 0)
+		memcpy(tcp + TCPH_LEN, data, len);
 	memcpy(pseudo, ip + IPH_SRC, 8);
 	pseudo[8] = 0;
 	pseudo[9] = IPPROTO_TCP;
