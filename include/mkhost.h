@@ -64,7 +64,10 @@ struct mk_config {
 	size_t stack_size;       /* usable bytes of a task stack, rounded up to pages; default 256 KiB */
 	enum mk_backend backend; /* default MK_BACKEND_AUTO; the environment variable
 	                            MKHOST_BACKEND=epoll|io_uring overrides it */
-	unsigned busy_poll_us;   /* spin this long polling devices before sleeping; default 0 (off) */
+	unsigned busy_poll_us;   /* before sleeping in the kernel, poll this long for events,
+	                            yielding the CPU between polls, while recent waits were about
+	                            that short (adaptive); default 0 (off). See README,
+	                            "Performance", for what it costs and gains */
 };
 
 /* Parse the device arguments out of (argc, argv), run (main) as the first task, and return when

@@ -323,6 +323,11 @@ int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 	bool help = false;
 	int i, out = 1;
 
+	/* argv ends at argc or at the first NULL, whichever comes first (a program may hand us an
+	 * argv that an earlier mk_run already shortened) */
+	for (i = 1; i < *argc; i++)
+		if (argv[i] == NULL)
+			*argc = i;
 	for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "--help") == 0)
 			help = true;

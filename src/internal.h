@@ -140,6 +140,7 @@ struct mk__sched {
 	struct mk_block *blocks;
 	size_t stack_size;
 	unsigned busy_poll_us;
+	uint64_t idle_avg_ns;      /* busy-polling: recent time from going idle to an event */
 	/* fibers */
 	void *sched_ctx;           /* the scheduler's saved context */
 	struct mk__fiber *pool;

@@ -132,8 +132,44 @@ static int uring_wait(struct mk__loop *l, int64_t timeout_ns)
 	return reap(l);
 }
 
+/* Cancel what is still armed and reap it before the ring goes. A request left in the ring holds
+ * its file until the kernel's deferred teardown of the ring, which under load takes seconds:
+ * meanwhile the TAP stays attached and the next program to attach it gets EBUSY. Bounded:
+ * 200 ms at most. */
+static void cancel_all(struct mk__loop *l)
+{
+	struct io_uring *ring = ring_of(l);
+	struct io_uring_sqe *sqe;
+	unsigned cancelled = 0, reaped = 0;
+	bool answered = false;
+
+	if (l->pending == 0 || (sqe = get_sqe(ring)) == NULL)
+		return;
+	io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
+	io_uring_sqe_set_data(sqe, &cancelled); /* tells the cancel's own completion apart */
+	io_uring_submit(ring);
+	for (int round = 0; round < 20 && (!answered || reaped < cancelled); round++) {
+		struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+		struct io_uring_cqe *cqe;
+		if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) != 0)
+			continue;
+		if (io_uring_cqe_get_data(cqe) == &cancelled) {
+			answered = true;
+			if (cqe->res < 0) {
+				io_uring_cqe_seen(ring, cqe);
+				break; /* no CANCEL_ANY (before 5.19): the ring's own teardown does it */
+			}
+			cancelled = (unsigned)cqe->res;
+		} else {
+			reaped++;
+		}
+		io_uring_cqe_seen(ring, cqe);
+	}
+}
+
 static void uring_fini(struct mk__loop *l)
 {
+	cancel_all(l);
 	io_uring_queue_exit(ring_of(l));
 	free(l->impl);
 	l->impl = NULL;
@@ -142,7 +178,7 @@ static void uring_fini(struct mk__loop *l)
 static int uring_seal(struct mk__loop *l)
 {
 	static const __u8 allowed[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_READ,
-	                               IORING_OP_WRITE, IORING_OP_FSYNC};
+	                               IORING_OP_WRITE,    IORING_OP_FSYNC,       IORING_OP_ASYNC_CANCEL};
 	struct io_uring_restriction res[sizeof(allowed)];
 	int err;
 

@@ -6,6 +6,7 @@
  * earliest deadline; then fire due timers and run the hooks.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,21 +48,44 @@ static void cancel_all(struct mk__sched *s)
 		mk__task_cancel(s, t);
 }
 
-/* Spin polling for events for up to busy_poll_us before sleeping: a frame that arrives within
- * that window is picked up without a sleep and a wake-up. Returns events dispatched. */
-static int busy_poll(struct mk__sched *s, int64_t timeout)
+/* Busy-polling, when configured (busy_poll_us): before sleeping in the kernel, poll for events
+ * without blocking for up to busy_poll_us, giving the CPU away between polls (sched_yield), so
+ * that a peer on the same core (ping, say) can run and answer; a plain spin would take the CPU
+ * it needs. Adaptive: only while recent sleeps were about that short, so an idle program does
+ * not spin. Returns the events dispatched. */
+static int busy_poll(struct mk__sched *s, int64_t timeout, uint64_t start)
 {
-	uint64_t start = mk_clock_monotonic();
-	uint64_t spin = (uint64_t)s->busy_poll_us * 1000u;
+	uint64_t spin = (uint64_t)s->busy_poll_us * 1000u, now = start;
 
+	if (s->idle_avg_ns > spin)
+		return 0;
 	if (timeout >= 0 && (uint64_t)timeout < spin)
 		spin = (uint64_t)timeout;
-	while (mk_clock_monotonic() - start < spin) {
+	while (now - start < spin) {
 		int n = s->loop.ops->wait(&s->loop, 0);
 		if (n != 0)
 			return n;
+		sched_yield();
+		now = mk_clock_monotonic();
 	}
 	return 0;
+}
+
+/* Wait for events; with busy-polling, the time from going idle to the first event (spin and
+ * sleep together) feeds the average that decides whether to spin next time. */
+static int wait_events(struct mk__sched *s, int64_t timeout)
+{
+	uint64_t start;
+	int n;
+
+	if (timeout == 0 || s->busy_poll_us == 0)
+		return s->loop.ops->wait(&s->loop, timeout);
+	start = mk_clock_monotonic();
+	n = busy_poll(s, timeout, start);
+	if (n == 0)
+		n = s->loop.ops->wait(&s->loop, timeout);
+	s->idle_avg_ns = (s->idle_avg_ns * 7 + (mk_clock_monotonic() - start)) / 8;
+	return n;
 }
 
 /* Run until (stop) holds. Returns 0, -EDEADLK when every task waits on another and nothing can
@@ -83,11 +107,7 @@ static int run_until(struct mk__sched *s, bool (*stop)(struct mk__sched *))
 				return -EDEADLK;
 			continue;
 		}
-		int n = 0;
-		if (timeout != 0 && s->busy_poll_us != 0)
-			n = busy_poll(s, timeout);
-		if (n == 0)
-			n = s->loop.ops->wait(&s->loop, timeout);
+		int n = wait_events(s, timeout);
 		if (n < 0)
 			return n;
 		if (s->heap_len > 0)

@@ -163,6 +163,21 @@ START_TEST(device_args_removed)
 }
 END_TEST
 
+/* argv ends at its first NULL even when argc says more: the same argv handed to mk_run again,
+ * with the argc it had before the first run shortened it, works. */
+START_TEST(argv_reused_after_a_run)
+{
+	char *argv[] = {"test", "a", "--net:svc=tap0", "b", NULL};
+	static const char *const seen[] = {"a", "b", NULL};
+	struct expect_argv e = {.args = seen};
+
+	ck_assert_int_eq(mk_run(4, argv, main_expect_argv, &e), 12);
+	ck_assert_int_eq(mk_run(4, argv, main_expect_argv, &e), 12); /* argv[3] is NULL now */
+	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_int_eq(e.ran, 2);
+}
+END_TEST
+
 START_TEST(mac_before_net_and_hex_case)
 {
 	/* The order of the two options does not matter, nor the case of hex digits. */
@@ -419,10 +434,15 @@ static Suite *args_suite(void)
 		const char *name;
 		const TTest *test;
 	} tests[] = {
-	    {"removed", device_args_removed},   {"mac_first", mac_before_net_and_hex_case},
-	    {"double_dash", double_dash},       {"help", help},
-	    {"quiet", valid_args_are_quiet},    {"last_error_empty", last_error_empty_at_start},
-	    {"connect_errors", connect_errors}, {"connect_nothing", connect_without_devices},
+	    {"removed", device_args_removed},
+	    {"argv_reused", argv_reused_after_a_run},
+	    {"mac_first", mac_before_net_and_hex_case},
+	    {"double_dash", double_dash},
+	    {"help", help},
+	    {"quiet", valid_args_are_quiet},
+	    {"last_error_empty", last_error_empty_at_start},
+	    {"connect_errors", connect_errors},
+	    {"connect_nothing", connect_without_devices},
 	};
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
 		TCase *tc = tcase_create(tests[i].name);

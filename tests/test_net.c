@@ -909,6 +909,38 @@ START_TEST(connect_busy)
 }
 END_TEST
 
+/* When mk_run returns, the TAP is free at once, even though a reader left a readiness request
+ * armed in the ring: another program (here a plain TUNSETIFF, with no retry) can attach. */
+static intptr_t parked_reader(void *arg)
+{
+	static uint8_t buf[2048];
+	mk_net_read_bigstring(arg, buf, sizeof(buf), 0, sizeof(buf));
+	return 0;
+}
+
+static int parked_main(int argc, char **argv, void *arg)
+{
+	mk_net *net = lib_connect("svc", "tre0", NULL);
+	mk_task *t;
+	ck_assert_int_eq(mk_task_spawn(&t, "reader", parked_reader, net), 0);
+	ck_assert_int_eq(mk_sleep(1000000), 0); /* the reader parks, its poll armed */
+	return 0;
+}
+
+START_TEST(released_at_exit)
+{
+	tap_new("tre0", 0, 1);
+	for (int i = 0; i < 20; i++) {
+		ck_assert_int_eq(mkt_run(parked_main, NULL, "--net:svc=tre0", NULL), 0);
+		int fd = tun_attach("tre0", IFF_TAP | IFF_NO_PI);
+		ck_assert_msg(fd >= 0, "run %d: the TAP is still attached after mk_run returned: %s",
+		              i, strerror(-fd));
+		close(fd);
+	}
+	mkt_tap_delete("tre0");
+}
+END_TEST
+
 static int connect_twice_main(int argc, char **argv, void *arg)
 {
 	struct ctx *c = arg;
@@ -1765,6 +1797,7 @@ int main(void)
 	tcase_add_test(config, connect_name_twice);
 	tcase_add_test(config, connect_not_a_tap);
 	tcase_add_test(config, connect_busy);
+	tcase_add_test(config, released_at_exit);
 	tcase_add_test(config, connect_twice);
 	tcase_add_test(config, connect_arguments);
 	tcase_add_test(config, fd_unprivileged);

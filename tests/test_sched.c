@@ -585,6 +585,36 @@ START_TEST(idle_sleeps_in_kernel)
 }
 END_TEST
 
+/* With busy-polling on, an idle program still sleeps in the kernel (the poll is adaptive: long
+ * waits turn it off), and short sleeps, whose deadline falls inside the spin, wake on time. */
+static int main_busy_idle(int argc, char **argv, void *arg)
+{
+	for (int i = 0; i < 50; i++) { /* deadlines shorter than the spin */
+		uint64_t t0 = mk_clock_monotonic();
+		CHECK_INT(mk_sleep(100 * 1000), ==, 0);
+		CHECK_INT(elapsed_since(t0), >=, 100 * 1000);
+	}
+	for (int i = 0; i < 10; i++) /* long waits teach it that the program is idle */
+		CHECK_INT(mk_sleep(100 * MS), ==, 0);
+	unsigned long long cpu0 = mkt_cpu_ns();
+	for (int i = 0; i < 5; i++) /* a plain 50 ms spin in each would cost 250 ms of CPU */
+		CHECK_INT(mk_sleep(100 * MS), ==, 0);
+	unsigned long long cpu = mkt_cpu_ns() - cpu0;
+	if (cpu >= 50 * MS)
+		failf(__LINE__, "idle with busy_poll_us = 50000: %llu ms of CPU in 500 ms", cpu / MS);
+	return 0;
+}
+
+START_TEST(busy_poll_adapts)
+{
+	struct mk_config cfg = {.busy_poll_us = 50000};
+	char *argv[] = {"test", NULL};
+	int r = mk_run_config(&cfg, 1, argv, main_busy_idle, NULL);
+	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_int_eq(r, 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------- */
 /*  Await                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
@@ -1484,6 +1514,7 @@ static Suite *sched_suite(void)
 	    {"cancel_awaiter", cancel_awaiter, 10},
 	    {"main_return", main_return_cancels_children, 10},
 	    {"spawn_during_shutdown", spawn_during_shutdown_never_starts, 10},
+	    {"busy_poll_adapts", busy_poll_adapts, 30},
 	    {"hooks", hooks, 10},
 	    {"many_yield", many_tasks_yield, 40},
 	    {"many_sleep", many_tasks_sleep, 40},
