@@ -54,14 +54,14 @@ MK_EXPORT const char *mk_last_error(void);
 typedef int (*mk_main_fn)(int argc, char **argv, void *arg);
 
 enum mk_backend {
-	MK_BACKEND_AUTO = 0,  /* io_uring, or epoll when io_uring is unavailable */
-	MK_BACKEND_IO_URING,  /* io_uring only: mk_run fails if it is unavailable */
-	MK_BACKEND_EPOLL,     /* epoll only */
+	MK_BACKEND_AUTO = 0, /* io_uring, or epoll when io_uring is unavailable */
+	MK_BACKEND_IO_URING, /* io_uring only: mk_run fails if it is unavailable */
+	MK_BACKEND_EPOLL,    /* epoll only */
 };
 
 /* Settings for mk_run_config(). Zero means "the default" in every field. */
 struct mk_config {
-	size_t stack_size;       /* usable bytes of a task stack, rounded up to pages; default 256 KiB */
+	size_t stack_size; /* usable bytes of a task stack, rounded up to pages; default 256 KiB */
 	enum mk_backend backend; /* default MK_BACKEND_AUTO; the environment variable
 	                            MKHOST_BACKEND=epoll|io_uring overrides it */
 	unsigned busy_poll_us;   /* before sleeping in the kernel, poll this long for events,

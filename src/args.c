@@ -1,6 +1,7 @@
 /* Device arguments, as a Solo5 tender takes them: --net:NAME=IFACE, --net:NAME=@FD,
- * --net-mac:NAME=MAC, --block:NAME=FILE and --block-sector-size:NAME=N. They are taken out of argv; a "--" ends them. A name given twice is kept
- * and reported when the program connects that name (it is the connect that cannot choose). */
+ * --net-mac:NAME=MAC, --block:NAME=FILE and --block-sector-size:NAME=N. They are taken out of argv;
+ * a "--" ends them. A name given twice is kept and reported when the program connects that name (it
+ * is the connect that cannot choose). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,28 +12,30 @@
 
 void mk__args_usage(void)
 {
-	printf("mkhost device options:\n"
-	       "  --net:NAME=IFACE         attach net device NAME to the TAP interface IFACE\n"
-	       "  --net:NAME=@FD           use the already-open TAP descriptor FD for NAME\n"
-	       "  --net:NAME=unix:PATH[,mtu=N]  a cable to another program through the Unix\n"
-	       "                           socket PATH (no root needed)\n"
-	       "  --net:NAME=hub:LAN[,mtu=N]  join NAME to the devices of this program on LAN, an\n"
-	       "                           in-process switch\n"
-	       "  --net:NAME=slirp[,OPTS]  user-mode networking (libslirp): DHCP, the host's\n"
-	       "                           loopback at 10.0.2.2; OPTS: hostfwd=tcp:127.0.0.1:8080-:80,\n"
-	       "                           net=10.0.2.0/24, mtu=N, restrict=on|off (outside access)\n"
-	       "  --net-pcap:NAME=FILE     record every frame of NAME to FILE (pcap, for tshark)\n"
-	       "  --net-fault:NAME=SPEC    inject faults on NAME, both ways; SPEC is a list of\n"
-	       "                           drop=P,dup=P,corrupt=P,reorder=P (P: 0.1 or 10%%),\n"
-	       "                           delay=MS, seed=S (the same seed, the same faults)\n"
-	       "  --net-mac:NAME=MAC       MAC address of NAME (default: random, locally "
-	       "administered)\n"
-	       "  --block:NAME=FILE        block device NAME on FILE (never created or truncated)\n"
-	       "  --block-sector-size:NAME=N  sector size of NAME: a power of two >= 512 (512)\n"
-	       "  --sandbox                open every device first, then allow only the system calls\n"
-	       "                           and io_uring operations that devices need (seccomp)\n"
-	       "  --                       the arguments after it go to the program untouched\n"
-	       "environment: MKHOST_BACKEND=io_uring|epoll|auto\n");
+	printf(
+	    "mkhost device options:\n"
+	    "  --net:NAME=IFACE         attach net device NAME to the TAP interface IFACE\n"
+	    "  --net:NAME=@FD           use the already-open TAP descriptor FD for NAME\n"
+	    "  --net:NAME=unix:PATH[,mtu=N]  a cable to another program through the Unix\n"
+	    "                           socket PATH (no root needed)\n"
+	    "  --net:NAME=hub:LAN[,mtu=N]  join NAME to the devices of this program on LAN, an\n"
+	    "                           in-process switch\n"
+	    "  --net:NAME=slirp[,OPTS]  user-mode networking (libslirp): DHCP, the host's\n"
+	    "                           loopback at 10.0.2.2; OPTS: "
+	    "hostfwd=tcp:127.0.0.1:8080-:80,\n"
+	    "                           net=10.0.2.0/24, mtu=N, restrict=on|off (outside access)\n"
+	    "  --net-pcap:NAME=FILE     record every frame of NAME to FILE (pcap, for tshark)\n"
+	    "  --net-fault:NAME=SPEC    inject faults on NAME, both ways; SPEC is a list of\n"
+	    "                           drop=P,dup=P,corrupt=P,reorder=P (P: 0.1 or 10%%),\n"
+	    "                           delay=MS, seed=S (the same seed, the same faults)\n"
+	    "  --net-mac:NAME=MAC       MAC address of NAME (default: random, locally "
+	    "administered)\n"
+	    "  --block:NAME=FILE        block device NAME on FILE (never created or truncated)\n"
+	    "  --block-sector-size:NAME=N  sector size of NAME: a power of two >= 512 (512)\n"
+	    "  --sandbox                open every device first, then allow only the system calls\n"
+	    "                           and io_uring operations that devices need (seccomp)\n"
+	    "  --                       the arguments after it go to the program untouched\n"
+	    "environment: MKHOST_BACKEND=io_uring|epoll|auto\n");
 }
 
 struct mk__netarg *mk__args_net(struct mk__args *a, const char *name)
@@ -235,8 +238,9 @@ static int set_sector_size(struct mk__args *a, const char *arg, const char *name
 	if (b == NULL)
 		return -ENOMEM;
 	if (b->sector_size != 0)
-		return mk__fail(-EINVAL, "'%s': the sector size of block device '%s' is given twice",
-		                arg, b->name);
+		return mk__fail(-EINVAL,
+		                "'%s': the sector size of block device '%s' is given twice", arg,
+		                b->name);
 	if (parse_fd(value, &n) != 0 || n < 512 || n > (1 << 20) || (n & (n - 1)) != 0)
 		return mk__fail(-EINVAL,
 		                "'%s': a sector size must be a power of two from 512 to 1048576, "
@@ -254,12 +258,9 @@ static const struct option {
 	const char *value; /* what the value is, for messages */
 	set_fn set;
 } options[] = {
-	{"--net", "IFACE", set_net},
-	{"--net-mac", "MAC", set_mac},
-	{"--net-pcap", "FILE", set_pcap},
-	{"--net-fault", "SPEC", set_fault},
-	{"--block", "FILE", set_block},
-	{"--block-sector-size", "N", set_sector_size},
+    {"--net", "IFACE", set_net},      {"--net-mac", "MAC", set_mac},
+    {"--net-pcap", "FILE", set_pcap}, {"--net-fault", "SPEC", set_fault},
+    {"--block", "FILE", set_block},   {"--block-sector-size", "N", set_sector_size},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -295,19 +296,25 @@ static int check_orphans(struct mk__args *a)
 	for (size_t i = 0; i < a->n_nets; i++) {
 		const struct mk__netarg *n = &a->nets[i];
 		if (n->times == 0)
-			return mk__fail(-EINVAL,
-			                "%s:%s is given but no --net:%s=IFACE; add the device or drop "
-			                "its %s",
-			                n->has_mac ? "--net-mac" : n->pcap ? "--net-pcap" : "--net-fault",
-			                n->name, n->name,
-			                n->has_mac ? "MAC" : n->pcap ? "capture" : "faults");
+			return mk__fail(
+			    -EINVAL,
+			    "%s:%s is given but no --net:%s=IFACE; add the device or drop "
+			    "its %s",
+			    n->has_mac ? "--net-mac"
+			    : n->pcap  ? "--net-pcap"
+			               : "--net-fault",
+			    n->name, n->name,
+			    n->has_mac ? "MAC"
+			    : n->pcap  ? "capture"
+			               : "faults");
 	}
 	for (size_t i = 0; i < a->n_blocks; i++)
 		if (a->blocks[i].times == 0)
-			return mk__fail(-EINVAL,
-			                "--block-sector-size:%s is given but no --block:%s=FILE; add "
-			                "the device or drop its sector size",
-			                a->blocks[i].name, a->blocks[i].name);
+			return mk__fail(
+			    -EINVAL,
+			    "--block-sector-size:%s is given but no --block:%s=FILE; add "
+			    "the device or drop its sector size",
+			    a->blocks[i].name, a->blocks[i].name);
 	return 0;
 }
 

@@ -30,7 +30,7 @@
 #include "internal.h"
 
 #define REORDER_WAIT (10 * 1000000ULL) /* ns a reordered frame waits for a successor */
-#define HELD_MAX 4096
+#define HELD_MAX     4096
 
 struct held {
 	struct held *next;
@@ -43,8 +43,8 @@ struct held {
 
 struct dir {
 	uint64_t rng;
-	uint64_t seq;          /* frames that went through, to order reordered ones */
-	struct held *held;     /* by due time */
+	uint64_t seq;      /* frames that went through, to order reordered ones */
+	struct held *held; /* by due time */
 	size_t n_held;
 	struct held *ready, **ready_tail; /* received frames due for the readers */
 	struct mk_net_fault_stats *st;
@@ -84,13 +84,14 @@ static int parse_prob(const char *arg, const char *field, const char *v, size_t 
 	*out = p;
 	return 0;
 bad:
-	return mk__fail(-EINVAL, "'%s': %s='%.*s' is not a probability; write a number from 0 to 1 "
-	                         "or a percentage, e.g. %s=0.1 or %s=10%%",
+	return mk__fail(-EINVAL,
+	                "'%s': %s='%.*s' is not a probability; write a number from 0 to 1 "
+	                "or a percentage, e.g. %s=0.1 or %s=10%%",
 	                arg, field, (int)len, v, field, field);
 }
 
-static int parse_uint(const char *arg, const char *field, const char *v, size_t len,
-                      uint64_t max, const char *example, uint64_t *out)
+static int parse_uint(const char *arg, const char *field, const char *v, size_t len, uint64_t max,
+                      const char *example, uint64_t *out)
 {
 	char buf[32], *end;
 	unsigned long long x;
@@ -132,8 +133,9 @@ int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *ou
 
 #define KEY(k) (klen == strlen(k) && strncmp(s, k, klen) == 0)
 		if (eq == NULL)
-			return mk__fail(-EINVAL, "'%s': '%.*s' has no value; write FIELD=VALUE, with the "
-			                         "fields drop, dup, corrupt, reorder, delay and seed",
+			return mk__fail(-EINVAL,
+			                "'%s': '%.*s' has no value; write FIELD=VALUE, with the "
+			                "fields drop, dup, corrupt, reorder, delay and seed",
 			                arg, (int)item, s);
 		if (KEY("drop") || KEY("dup") || KEY("corrupt") || KEY("reorder")) {
 			char field[8];
@@ -149,16 +151,18 @@ int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *ou
 			else
 				out->reorder = t;
 		} else if (KEY("delay")) {
-			err = parse_uint(arg, "delay", v, vlen, 3600000, "delay=20 (milliseconds)", &x);
+			err = parse_uint(arg, "delay", v, vlen, 3600000, "delay=20 (milliseconds)",
+			                 &x);
 			out->delay_ns = x * 1000000ULL;
 		} else if (KEY("seed")) {
 			err = parse_uint(arg, "seed", v, vlen, UINT64_MAX, "seed=42", &x);
 			out->seed = x;
 			out->has_seed = true;
 		} else {
-			return mk__fail(-EINVAL, "'%s': unknown field '%.*s'; the fields are drop, dup, "
-			                         "corrupt, reorder (probabilities), delay (milliseconds) "
-			                         "and seed",
+			return mk__fail(-EINVAL,
+			                "'%s': unknown field '%.*s'; the fields are drop, dup, "
+			                "corrupt, reorder (probabilities), delay (milliseconds) "
+			                "and seed",
 			                arg, (int)klen, s);
 		}
 #undef KEY
@@ -487,8 +491,8 @@ int mk__fault_open(mk_net *n, const struct mk__fault_spec *spec)
 		err = mk__task_new(n->sched, &f->pump, name, pump, n);
 		if (err != 0) {
 			mk__fault_close(n);
-			return mk__fail(err, "net device '%s': cannot start its fault task: %s", n->name,
-			                mk_strerror(err));
+			return mk__fail(err, "net device '%s': cannot start its fault task: %s",
+			                n->name, mk_strerror(err));
 		}
 	}
 	return 0;

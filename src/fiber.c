@@ -3,8 +3,9 @@
  * A fiber is a stack plus a saved context. It is made once with makecontext() and entered once
  * with setcontext(); its entry function saves a register-only context and goes back to its
  * creator, and from then on every switch is register-only (switch_x86_64.S), without the
- * rt_sigprocmask system call that swapcontext() makes. A fiber runs tasks one after another: when a task ends, its fiber goes
- * back to a pool and the next task started on it costs no system call at all.
+ * rt_sigprocmask system call that swapcontext() makes. A fiber runs tasks one after another: when a
+ * task ends, its fiber goes back to a pool and the next task started on it costs no system call at
+ * all.
  *
  * Stacks are mmap'ed with a guard region below them. On kernels with MADV_GUARD_INSTALL (6.13+)
  * the guard costs no VMA, so 100,000 stacks fit under vm.max_map_count; elsewhere it is an
@@ -39,8 +40,8 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define GUARD_SIZE (64 * 1024)
-#define POOL_MAX 256
+#define GUARD_SIZE    (64 * 1024)
+#define POOL_MAX      256
 #define ALTSTACK_SIZE (64 * 1024)
 
 #if defined(__x86_64__) && !defined(MK_SWITCH_UCONTEXT)
@@ -372,8 +373,8 @@ int mk__overflow_guard_install(struct mk__sched *s)
 	stack_t ss = {.ss_size = ALTSTACK_SIZE};
 	struct sigaction sa;
 
-	s->overflow_altstack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-	                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	s->overflow_altstack =
+	    mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (s->overflow_altstack == MAP_FAILED) {
 		s->overflow_altstack = NULL;
 		return -ENOMEM;

@@ -101,18 +101,18 @@ enum mk__task_state {
 };
 
 struct mk_task {
-	struct mk_task *run_next;          /* run queue link */
+	struct mk_task *run_next;            /* run queue link */
 	struct mk_task *all_prev, *all_next; /* every live task, for shutdown */
-	struct mk_task *wq_prev, *wq_next; /* wait queue link */
-	struct mk__waitq *waitq;           /* the queue this task is parked on, if any */
+	struct mk_task *wq_prev, *wq_next;   /* wait queue link */
+	struct mk__waitq *waitq;             /* the queue this task is parked on, if any */
 	struct mk__fiber *fiber;
 	mk_task_fn fn;
 	void *arg;
 	intptr_t result;
 	struct mk_task *awaiter;
-	uint64_t deadline;   /* when sleeping */
-	size_t heap_index;   /* position in the timer heap + 1; 0 when not in it */
-	int wake_code;       /* what mk__park returns */
+	uint64_t deadline; /* when sleeping */
+	size_t heap_index; /* position in the timer heap + 1; 0 when not in it */
+	int wake_code;     /* what mk__park returns */
 	enum mk__task_state state;
 	bool cancelled;
 	bool started;
@@ -126,32 +126,32 @@ struct mk__sched {
 	struct mk_task *current;
 	struct mk_task *run_head, *run_tail;
 	size_t run_len;
-	size_t round_left;         /* tasks the current round may still run */
-	size_t live_tasks;         /* tasks not ended */
-	struct mk_task *all;       /* every task not yet freed */
+	size_t round_left;   /* tasks the current round may still run */
+	size_t live_tasks;   /* tasks not ended */
+	struct mk_task *all; /* every task not yet freed */
 	struct mk_task *main_task;
-	struct mk_task **heap;     /* sleeping tasks, by deadline */
+	struct mk_task **heap; /* sleeping tasks, by deadline */
 	size_t heap_len, heap_cap;
 	struct mk_hook *hooks;
 	bool in_hook;
-	bool stopping;             /* main has ended or a stop signal came: every task is cancelled */
+	bool stopping; /* main has ended or a stop signal came: every task is cancelled */
 	struct mk__args args;
 	struct mk_net *nets;
 	struct mk_block *blocks;
 	size_t stack_size;
 	unsigned busy_poll_us;
-	uint64_t idle_avg_ns;      /* busy-polling: recent time from going idle to an event */
+	uint64_t idle_avg_ns; /* busy-polling: recent time from going idle to an event */
 	/* fibers */
-	void *sched_ctx;           /* the scheduler's saved context */
+	void *sched_ctx; /* the scheduler's saved context */
 	struct mk__fiber *pool;
 	size_t pool_len;
 	struct mk__fiber *booting;
 	void *boot_ctx;
 	const void *sched_stack_lo; /* for sanitizer fiber annotations */
 	size_t sched_stack_size;
-	struct mk__io stop_io;     /* SIGINT/SIGTERM, when this scheduler took them (stop.c) */
+	struct mk__io stop_io; /* SIGINT/SIGTERM, when this scheduler took them (stop.c) */
 	bool stop_owner;
-	int stopped_by;            /* the signal that stopped mk_run, or 0 */
+	int stopped_by; /* the signal that stopped mk_run, or 0 */
 	void *overflow_altstack;
 	stack_t old_altstack;
 	size_t live_fibers;
@@ -206,9 +206,9 @@ void mk__waitq_remove(struct mk__waitq *q, struct mk_task *t);
 struct mk__link_ops {
 	const char *kind;
 	/* Read one frame into dst, which holds (cap) bytes, at least mtu + 14 (more when the
-	 * caller's buffer has room). Returns its length, 0 for a frame that was dropped (longer than
-	 * cap; the link counts nothing), -EAGAIN when none is waiting, or another negative errno
-	 * value. net.c drops and counts frames shorter than 14 or longer than mtu + 14. */
+	 * caller's buffer has room). Returns its length, 0 for a frame that was dropped (longer
+	 * than cap; the link counts nothing), -EAGAIN when none is waiting, or another negative
+	 * errno value. net.c drops and counts frames shorter than 14 or longer than mtu + 14. */
 	ssize_t (*read)(mk_net *n, uint8_t *dst, size_t cap);
 	/* Write one frame, whole. Returns len, or a negative errno value when it was refused. */
 	ssize_t (*write)(mk_net *n, const uint8_t *frame, size_t len);
@@ -221,15 +221,15 @@ struct mk_net {
 	char name[64];
 	const struct mk__link_ops *link;
 	void *link_state;
-	int fd;                 /* polled for readability; -1 when the link calls mk__net_notify */
+	int fd; /* polled for readability; -1 when the link calls mk__net_notify */
 	struct mk_net_config cfg;
 	struct mk_net_stats stats;
 	struct mk__waitq readers;
 	struct mk__io poll;
-	uint8_t *rxbuf, *txbuf; /* mtu + 14 bytes each */
+	uint8_t *rxbuf, *txbuf;  /* mtu + 14 bytes each */
 	struct mk__pcap *pcap;   /* --net-pcap, or NULL */
 	struct mk__fault *fault; /* --net-fault, or NULL */
-	bool claimed;           /* returned by mk_net_connect (not just opened by --sandbox) */
+	bool claimed;            /* returned by mk_net_connect (not just opened by --sandbox) */
 };
 
 /* Open the link of a new device: set n->link, n->fd (or -1), n->cfg.mtu and link_state from

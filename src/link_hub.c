@@ -19,7 +19,7 @@
 #include "internal.h"
 
 #define HUB_QUEUE 256 /* frames waiting per port */
-#define HUB_FDB 256   /* learned addresses per LAN */
+#define HUB_FDB   256 /* learned addresses per LAN */
 
 struct hub_slot {
 	uint8_t *buf;
@@ -163,10 +163,10 @@ static void hub_close(mk_net *n)
 }
 
 static const struct mk__link_ops hub_ops = {
-	.kind = "hub",
-	.read = hub_read,
-	.write = hub_write,
-	.close = hub_close,
+    .kind = "hub",
+    .read = hub_read,
+    .write = hub_write,
+    .close = hub_close,
 };
 
 /* The switch of (lan) among the devices of this scheduler, or NULL. */
@@ -198,8 +198,9 @@ int mk__hub_link_open(mk_net *n, const struct mk__netarg *a)
 			return err;
 	}
 	if (len == 0 || len >= sizeof(h->lan))
-		return mk__fail(-EINVAL, "net device '%s': hub: needs a LAN name of 1 to %zu "
-		                         "characters, e.g. --net:%s=hub:lan0",
+		return mk__fail(-EINVAL,
+		                "net device '%s': hub: needs a LAN name of 1 to %zu "
+		                "characters, e.g. --net:%s=hub:lan0",
 		                a->name, sizeof(h->lan) - 1, a->name);
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)

@@ -179,7 +179,8 @@ static ssize_t unix_read(mk_net *n, uint8_t *dst, size_t cap)
 			return (size_t)r > cap ? 0 : r; /* too long: dropped, net.c counts it */
 		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
 			if (u->lsock >= 0)
-				accept_pending(u); /* a third end, which would keep the poll firing */
+				accept_pending(
+				    u); /* a third end, which would keep the poll firing */
 			return -EAGAIN;
 		}
 		peer_gone(u); /* end-of-file or reset */
@@ -217,13 +218,17 @@ int mk__link_parse_mtu(const char *name, const char *opt, unsigned *mtu)
 	unsigned long v;
 
 	if (strncmp(opt, "mtu=", 4) != 0)
-		return mk__fail(-EINVAL, "net device '%s': unknown option '%s'; the only option is "
-		                         "mtu=N", name, opt);
+		return mk__fail(-EINVAL,
+		                "net device '%s': unknown option '%s'; the only option is "
+		                "mtu=N",
+		                name, opt);
 	errno = 0;
 	v = strtoul(opt + 4, &end, 10);
 	if (opt[4] < '0' || opt[4] > '9' || *end != '\0' || errno != 0 || v < 68 || v > 65535)
-		return mk__fail(-EINVAL, "net device '%s': mtu '%s' must be a number from 68 to "
-		                         "65535", name, opt + 4);
+		return mk__fail(-EINVAL,
+		                "net device '%s': mtu '%s' must be a number from 68 to "
+		                "65535",
+		                name, opt + 4);
 	*mtu = (unsigned)v;
 	return 0;
 }
@@ -244,10 +249,10 @@ static void unix_close(mk_net *n)
 }
 
 static const struct mk__link_ops unix_ops = {
-	.kind = "unix",
-	.read = unix_read,
-	.write = unix_write,
-	.close = unix_close,
+    .kind = "unix",
+    .read = unix_read,
+    .write = unix_write,
+    .close = unix_close,
 };
 
 int mk__unix_link_open(mk_net *n, const struct mk__netarg *a)
@@ -265,12 +270,16 @@ int mk__unix_link_open(mk_net *n, const struct mk__netarg *a)
 			return err;
 	}
 	if (n->sched->args.sandbox)
-		return mk__fail(-EINVAL, "net device '%s': a unix: link accepts and reconnects while "
-		                         "the program runs, which --sandbox forbids; use a TAP or "
-		                         "hub: with --sandbox", a->name);
+		return mk__fail(-EINVAL,
+		                "net device '%s': a unix: link accepts and reconnects while "
+		                "the program runs, which --sandbox forbids; use a TAP or "
+		                "hub: with --sandbox",
+		                a->name);
 	if (plen == 0)
-		return mk__fail(-EINVAL, "net device '%s': unix: needs a path, e.g. "
-		                         "--net:%s=unix:/tmp/cable.sock", a->name, a->name);
+		return mk__fail(-EINVAL,
+		                "net device '%s': unix: needs a path, e.g. "
+		                "--net:%s=unix:/tmp/cable.sock",
+		                a->name, a->name);
 	u = calloc(1, sizeof(*u));
 	if (u == NULL)
 		return mk__fail(-ENOMEM, "net device '%s': out of memory", a->name);
@@ -304,11 +313,15 @@ int mk__unix_link_open(mk_net *n, const struct mk__netarg *a)
 		close(u->ep);
 		free(u);
 		if (err == -EEXIST)
-			return mk__fail(-EEXIST, "net device '%s': '%.*s' exists and is not a socket; "
-			                         "remove it or choose another path", a->name, (int)plen, spec);
+			return mk__fail(-EEXIST,
+			                "net device '%s': '%.*s' exists and is not a socket; "
+			                "remove it or choose another path",
+			                a->name, (int)plen, spec);
 		if (err == -EADDRINUSE)
-			return mk__fail(-EADDRINUSE, "net device '%s': the cable '%.*s' already has two "
-			                             "ends", a->name, (int)plen, spec);
+			return mk__fail(-EADDRINUSE,
+			                "net device '%s': the cable '%.*s' already has two "
+			                "ends",
+			                a->name, (int)plen, spec);
 		return mk__fail(err, "net device '%s': cannot attach to the socket '%.*s': %s",
 		                a->name, (int)plen, spec, strerror(-err));
 	}

@@ -36,7 +36,8 @@ int mk__loop_init(struct mk__loop *l, int backend, bool sealable)
 	if (err == 0)
 		return 0;
 	if (b == MK_BACKEND_IO_URING)
-		return mk__fail(-ENOSYS, "io_uring is unavailable (%s) and MKHOST_BACKEND asks for it",
+		return mk__fail(-ENOSYS,
+		                "io_uring is unavailable (%s) and MKHOST_BACKEND asks for it",
 		                strerror(-err));
 	fprintf(stderr, "mkhost: io_uring unavailable (%s), using epoll\n", strerror(-err));
 	return mk__loop_epoll_init(l);

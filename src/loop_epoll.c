@@ -132,13 +132,13 @@ static int epoll_seal(struct mk__loop *l)
 }
 
 static const struct mk__loop_ops epoll_ops = {
-	.name = "epoll",
-	.poll_in = epoll_poll_in,
-	.file = epoll_file,
-	.forget = epoll_forget,
-	.wait = epoll_wait_ns,
-	.seal = epoll_seal,
-	.fini = epoll_fini,
+    .name = "epoll",
+    .poll_in = epoll_poll_in,
+    .file = epoll_file,
+    .forget = epoll_forget,
+    .wait = epoll_wait_ns,
+    .seal = epoll_seal,
+    .fini = epoll_fini,
 };
 
 int mk__loop_epoll_init(struct mk__loop *l)

@@ -122,8 +122,8 @@ static int uring_wait(struct mk__loop *l, int64_t timeout_ns)
 		err = io_uring_submit_and_wait_timeout(ring, &cqe, 1, NULL, NULL);
 	} else {
 		struct __kernel_timespec ts = {
-			.tv_sec = timeout_ns / 1000000000,
-			.tv_nsec = timeout_ns % 1000000000,
+		    .tv_sec = timeout_ns / 1000000000,
+		    .tv_nsec = timeout_ns % 1000000000,
 		};
 		err = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
 	}
@@ -157,7 +157,8 @@ static void cancel_all(struct mk__loop *l)
 			answered = true;
 			if (cqe->res < 0) {
 				io_uring_cqe_seen(ring, cqe);
-				break; /* no CANCEL_ANY (before 5.19): the ring's own teardown does it */
+				break; /* no CANCEL_ANY (before 5.19): the ring's own teardown does
+				          it */
 			}
 			cancelled = (unsigned)cqe->res;
 		} else {
@@ -177,8 +178,9 @@ static void uring_fini(struct mk__loop *l)
 
 static int uring_seal(struct mk__loop *l)
 {
-	static const __u8 allowed[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_READ,
-	                               IORING_OP_WRITE,    IORING_OP_FSYNC,       IORING_OP_ASYNC_CANCEL};
+	static const __u8 allowed[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE,
+	                               IORING_OP_READ,     IORING_OP_WRITE,
+	                               IORING_OP_FSYNC,    IORING_OP_ASYNC_CANCEL};
 	struct io_uring_restriction res[sizeof(allowed)];
 	int err;
 
@@ -198,13 +200,13 @@ static int uring_seal(struct mk__loop *l)
 }
 
 static const struct mk__loop_ops uring_ops = {
-	.name = "io_uring",
-	.poll_in = uring_poll_in,
-	.file = uring_file,
-	.forget = uring_forget,
-	.wait = uring_wait,
-	.seal = uring_seal,
-	.fini = uring_fini,
+    .name = "io_uring",
+    .poll_in = uring_poll_in,
+    .file = uring_file,
+    .forget = uring_forget,
+    .wait = uring_wait,
+    .seal = uring_seal,
+    .fini = uring_fini,
 };
 
 int mk__loop_uring_init(struct mk__loop *l, bool sealable)
@@ -220,7 +222,7 @@ int mk__loop_uring_init(struct mk__loop *l, bool sealable)
 	 * one is due. Older kernels reject these flags, so try without them too. */
 	err = io_uring_queue_init(RING_ENTRIES, ring,
 	                          disabled | IORING_SETUP_SINGLE_ISSUER |
-	                                  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+	                              IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
 	if (err == -EINVAL)
 		err = io_uring_queue_init(RING_ENTRIES, ring, disabled);
 	if (err == 0 && !(ring->features & IORING_FEAT_EXT_ARG)) {

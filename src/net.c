@@ -44,10 +44,11 @@ static void on_readable(struct mk__io *io, int res)
 static int args_error(const char *name, struct mk__netarg *a)
 {
 	if (a == NULL || a->times == 0)
-		return mk__fail(-ENOENT,
-		                "net device '%s' is not on the command line; start the program with "
-		                "--net:%s=IFACE (a TAP interface) or --net:%s=@FD",
-		                name, name, name);
+		return mk__fail(
+		    -ENOENT,
+		    "net device '%s' is not on the command line; start the program with "
+		    "--net:%s=IFACE (a TAP interface) or --net:%s=@FD",
+		    name, name, name);
 	return mk__fail(-EEXIST,
 	                "net device '%s' is given %d times on the command line; give --net:%s= "
 	                "once",
@@ -59,10 +60,10 @@ static const struct link_kind {
 	const char *prefix;
 	int (*open)(mk_net *n, const struct mk__netarg *a);
 } link_kinds[] = {
-	{"unix:", mk__unix_link_open},
-	{"hub:", mk__hub_link_open},
-	{"slirp", mk__slirp_link_open}, /* "slirp" or "slirp,...": others go on to the TAP */
-	{"", mk__tap_link_open}, /* IFACE or @FD */
+    {"unix:", mk__unix_link_open},
+    {"hub:", mk__hub_link_open},
+    {"slirp", mk__slirp_link_open}, /* "slirp" or "slirp,...": others go on to the TAP */
+    {"", mk__tap_link_open},        /* IFACE or @FD */
 };
 
 static int link_open(mk_net *n, const struct mk__netarg *a)
@@ -177,8 +178,8 @@ int mk__net_open_all(struct mk__sched *s)
 static ssize_t read_frame(mk_net *n, uint8_t *dst, size_t room)
 {
 	for (;;) {
-		ssize_t r = n->fault != NULL ? mk__fault_read(n, dst, room)
-		                             : n->link->read(n, dst, room);
+		ssize_t r =
+		    n->fault != NULL ? mk__fault_read(n, dst, room) : n->link->read(n, dst, room);
 		if (r < 0)
 			return r;
 		if (r < MK_ETHER_HEADER || (size_t)r > frame_max(n)) {
@@ -279,7 +280,8 @@ ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t 
 
 static ssize_t write_frame(mk_net *n, const void *frame, size_t len)
 {
-	ssize_t w = n->fault != NULL ? mk__fault_write(n, frame, len) : n->link->write(n, frame, len);
+	ssize_t w =
+	    n->fault != NULL ? mk__fault_write(n, frame, len) : n->link->write(n, frame, len);
 
 	if (w != (ssize_t)len) {
 		n->stats.tx_drops++;

@@ -20,9 +20,9 @@
 
 #include "internal.h"
 
-#define PCAP_MAGIC_NS 0xa1b23c4du
+#define PCAP_MAGIC_NS          0xa1b23c4du
 #define PCAP_LINKTYPE_ETHERNET 1
-#define PCAP_SNAPLEN 262144
+#define PCAP_SNAPLEN           262144
 
 struct mk__pcap {
 	int fd;
@@ -52,7 +52,7 @@ static int write_all(int fd, const struct iovec *iov, int n, size_t total)
 
 int mk__pcap_open(mk_net *n, const char *file)
 {
-	struct pcap_file_header h = {PCAP_MAGIC_NS, 2, 4, 0, 0, PCAP_SNAPLEN,
+	struct pcap_file_header h = {PCAP_MAGIC_NS,         2, 4, 0, 0, PCAP_SNAPLEN,
 	                             PCAP_LINKTYPE_ETHERNET};
 	struct iovec iov = {&h, sizeof(h)};
 	struct mk__pcap *p = calloc(1, sizeof(*p));
@@ -97,8 +97,10 @@ void mk__pcap_frame(mk_net *n, const uint8_t *frame, size_t len)
 	} else {
 		/* Cut a torn record off, so that readers find every record whole. */
 		int cut = ftruncate(p->fd, p->size);
-		fprintf(stderr, "mkhost: net device '%s': writing the capture '%s' failed (%s); "
-		                "capture stopped%s\n", n->name, p->file, strerror(-err),
+		fprintf(stderr,
+		        "mkhost: net device '%s': writing the capture '%s' failed (%s); "
+		        "capture stopped%s\n",
+		        n->name, p->file, strerror(-err),
 		        cut == 0 ? "" : ", its last record is torn");
 		close(p->fd);
 		p->fd = -1;

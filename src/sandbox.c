@@ -26,6 +26,7 @@
 #define MK_AUDIT_ARCH AUDIT_ARCH_X86_64
 #endif
 
+/* clang-format off */
 static const int allowed[] = {
 	/* devices and the event loop */
 	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_fsync,
@@ -41,6 +42,7 @@ static const int allowed[] = {
 	SYS_restart_syscall, SYS_fstat, SYS_newfstatat, SYS_getpid, SYS_gettid, SYS_tgkill,
 	SYS_exit, SYS_exit_group,
 };
+/* clang-format on */
 
 #define N_ALLOWED (sizeof(allowed) / sizeof(allowed[0]))
 
@@ -48,10 +50,10 @@ static const struct {
 	int nr;
 	const char *name;
 } names[] = {
-	{SYS_open, "open"},       {SYS_openat, "openat"},   {SYS_socket, "socket"},
-	{SYS_connect, "connect"}, {SYS_execve, "execve"},   {SYS_clone, "clone"},
-	{SYS_fork, "fork"},       {SYS_ioctl, "ioctl"},     {SYS_bind, "bind"},
-	{SYS_unlink, "unlink"},   {SYS_mkdir, "mkdir"},     {SYS_kill, "kill"},
+    {SYS_open, "open"},       {SYS_openat, "openat"}, {SYS_socket, "socket"},
+    {SYS_connect, "connect"}, {SYS_execve, "execve"}, {SYS_clone, "clone"},
+    {SYS_fork, "fork"},       {SYS_ioctl, "ioctl"},   {SYS_bind, "bind"},
+    {SYS_unlink, "unlink"},   {SYS_mkdir, "mkdir"},   {SYS_kill, "kill"},
 };
 
 static size_t put(char *buf, size_t at, const char *s)

@@ -106,8 +106,7 @@ struct mk_task *mk__round_next(struct mk__sched *s)
  * task), nor when the program is ending. */
 static struct mk_task *next_round(struct mk__sched *s)
 {
-	if (s->run_len == 0 || s->hooks != NULL || s->stopping ||
-	    s->main_task->state == MK__DONE)
+	if (s->run_len == 0 || s->hooks != NULL || s->stopping || s->main_task->state == MK__DONE)
 		return NULL;
 	if (s->loop.ops->wait(&s->loop, 0) < 0)
 		return NULL; /* the scheduler meets the error again and reports it */

@@ -23,16 +23,15 @@
 /* After a process that registered a TAP with io_uring exits, the kernel drops its reference
  * asynchronously: attaching fails with EBUSY for ~30 ms. Retry that long and a margin more. */
 #define BUSY_RETRY_NS (200 * 1000000LL)
-#define BUSY_STEP_NS (5 * 1000000L)
+#define BUSY_STEP_NS  (5 * 1000000L)
 
 #define CREATE_HINT "ip tuntap add dev %s mode tap user $USER && ip link set dev %s up"
 
 /* The fix to name when a descriptor could not be had. */
 static const char *out_of_fds_fix(int err)
 {
-	return err == EMFILE || err == ENFILE
-	               ? "; close descriptors or raise the limit (ulimit -n)"
-	               : "";
+	return err == EMFILE || err == ENFILE ? "; close descriptors or raise the limit (ulimit -n)"
+	                                      : "";
 }
 
 static int ctl_socket(void)
@@ -53,17 +52,18 @@ static int check_iface(const char *name, const char *iface, unsigned *mtu)
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
 	if (ioctl(sock, SIOCGIFFLAGS, &ifr) != 0)
-		err = mk__fail(-ENODEV,
-		               "net device '%s': interface '%s' does not exist; create it with: " CREATE_HINT,
-		               name, iface, iface, iface);
+		err = mk__fail(
+		    -ENODEV,
+		    "net device '%s': interface '%s' does not exist; create it with: " CREATE_HINT,
+		    name, iface, iface, iface);
 	else if (!(ifr.ifr_flags & IFF_UP))
 		err = mk__fail(-ENETDOWN,
 		               "net device '%s': interface '%s' is down; bring it up with: "
 		               "ip link set dev %s up",
 		               name, iface, iface);
 	else if (ioctl(sock, SIOCGIFMTU, &ifr) != 0)
-		err = mk__fail(-errno, "net device '%s': cannot read the MTU of '%s': %s", name, iface,
-		               strerror(errno));
+		err = mk__fail(-errno, "net device '%s': cannot read the MTU of '%s': %s", name,
+		               iface, strerror(errno));
 	else
 		*mtu = (unsigned)ifr.ifr_mtu;
 	close(sock);
@@ -92,21 +92,24 @@ static int set_iff(const char *name, const char *iface, int fd)
 			continue;
 		}
 		if (errno == EBUSY)
-			return mk__fail(-EBUSY,
-			                "net device '%s': interface '%s' is attached by another process; "
-			                "stop it or use another TAP",
-			                name, iface);
+			return mk__fail(
+			    -EBUSY,
+			    "net device '%s': interface '%s' is attached by another process; "
+			    "stop it or use another TAP",
+			    name, iface);
 		if (errno == EPERM || errno == EACCES)
-			return mk__fail(-EPERM,
-			                "net device '%s': no permission to attach to '%s'; create it for "
-			                "your user with: ip tuntap add dev %s mode tap user $USER, or run "
-			                "as root",
-			                name, iface, iface);
+			return mk__fail(
+			    -EPERM,
+			    "net device '%s': no permission to attach to '%s'; create it for "
+			    "your user with: ip tuntap add dev %s mode tap user $USER, or run "
+			    "as root",
+			    name, iface, iface);
 		if (errno == EINVAL)
-			return mk__fail(-EINVAL,
-			                "net device '%s': interface '%s' is not a TAP interface; create a "
-			                "TAP with: " CREATE_HINT,
-			                name, iface, iface, iface);
+			return mk__fail(
+			    -EINVAL,
+			    "net device '%s': interface '%s' is not a TAP interface; create a "
+			    "TAP with: " CREATE_HINT,
+			    name, iface, iface, iface);
 		return mk__fail(-errno, "net device '%s': cannot attach to '%s': %s", name, iface,
 		                strerror(errno));
 	}
@@ -119,7 +122,8 @@ static int open_iface(const char *name, const char *iface, int *fd_out, unsigned
 	int fd, err;
 
 	if (strlen(iface) >= IFNAMSIZ)
-		return mk__fail(-EINVAL, "net device '%s': '%s' is longer than an interface name can be",
+		return mk__fail(-EINVAL,
+		                "net device '%s': '%s' is longer than an interface name can be",
 		                name, iface);
 	err = check_iface(name, iface, mtu);
 	if (err != 0)
@@ -129,19 +133,24 @@ static int open_iface(const char *name, const char *iface, int *fd_out, unsigned
 	if (fd < 0) {
 		err = -errno;
 		if (err == -ENOENT)
-			return mk__fail(-ENODEV, "net device '%s': /dev/net/tun is missing; load the tun "
-			                         "module (modprobe tun)", name);
+			return mk__fail(-ENODEV,
+			                "net device '%s': /dev/net/tun is missing; load the tun "
+			                "module (modprobe tun)",
+			                name);
 		if (err == -EMFILE || err == -ENFILE)
-			return mk__fail(err, "net device '%s': cannot open /dev/net/tun: %s%s", name,
-			                strerror(-err), out_of_fds_fix(-err));
-		return mk__fail(-EACCES, "net device '%s': cannot open /dev/net/tun: %s; run as root, "
-		                         "or hand the program an open TAP with --net:%s=@FD",
+			return mk__fail(err, "net device '%s': cannot open /dev/net/tun: %s%s",
+			                name, strerror(-err), out_of_fds_fix(-err));
+		return mk__fail(-EACCES,
+		                "net device '%s': cannot open /dev/net/tun: %s; run as root, "
+		                "or hand the program an open TAP with --net:%s=@FD",
 		                name, strerror(-err), name);
 	}
 	err = set_iff(name, iface, fd);
 	if (err == 0 && if_nametoindex(iface) != index)
-		err = mk__fail(-ENODEV, "net device '%s': interface '%s' disappeared while attaching; "
-		                        "create it with: " CREATE_HINT, name, iface, iface, iface);
+		err = mk__fail(-ENODEV,
+		               "net device '%s': interface '%s' disappeared while attaching; "
+		               "create it with: " CREATE_HINT,
+		               name, iface, iface, iface);
 	if (err != 0) {
 		close(fd);
 		return err;
@@ -156,22 +165,29 @@ static int check_fd(const char *name, int fd, int *fd_out, unsigned *mtu)
 	int flags = fcntl(fd, F_GETFL);
 
 	if (flags < 0)
-		return mk__fail(-EBADF, "net device '%s': descriptor %d is not open; the parent must "
-		                        "pass the TAP descriptor open, without O_CLOEXEC", name, fd);
+		return mk__fail(-EBADF,
+		                "net device '%s': descriptor %d is not open; the parent must "
+		                "pass the TAP descriptor open, without O_CLOEXEC",
+		                name, fd);
 	memset(&ifr, 0, sizeof(ifr));
 	if (ioctl(fd, TUNGETIFF, &ifr) != 0)
-		return mk__fail(-EINVAL, "net device '%s': descriptor %d is not a TAP descriptor; open "
-		                         "/dev/net/tun and attach it with TUNSETIFF first", name, fd);
+		return mk__fail(-EINVAL,
+		                "net device '%s': descriptor %d is not a TAP descriptor; open "
+		                "/dev/net/tun and attach it with TUNSETIFF first",
+		                name, fd);
 	if (!(ifr.ifr_flags & IFF_TAP) || !(ifr.ifr_flags & IFF_NO_PI))
-		return mk__fail(-EINVAL, "net device '%s': descriptor %d is attached to '%s' without "
-		                         "IFF_TAP | IFF_NO_PI; attach it as a TAP with no packet "
-		                         "information header", name, fd, ifr.ifr_name);
+		return mk__fail(-EINVAL,
+		                "net device '%s': descriptor %d is attached to '%s' without "
+		                "IFF_TAP | IFF_NO_PI; attach it as a TAP with no packet "
+		                "information header",
+		                name, fd, ifr.ifr_name);
 	int err = check_iface(name, ifr.ifr_name, mtu);
 	if (err != 0)
 		return err;
 	if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
-		return mk__fail(-errno, "net device '%s': cannot make descriptor %d non-blocking: %s",
-		                name, fd, strerror(errno));
+		return mk__fail(-errno,
+		                "net device '%s': cannot make descriptor %d non-blocking: %s", name,
+		                fd, strerror(errno));
 	*fd_out = fd;
 	return 0;
 }
@@ -186,8 +202,8 @@ static ssize_t tap_read(mk_net *n, uint8_t *dst, size_t cap)
 	struct iovec iov[2] = {{dst, cap}, {&spill, 1}};
 
 	for (;;) {
-		/* read(2) copies faster than readv(2) (~50 ns a frame here), so the spill byte comes
-		 * from the caller's buffer when it has one to spare. */
+		/* read(2) copies faster than readv(2) (~50 ns a frame here), so the spill byte
+		 * comes from the caller's buffer when it has one to spare. */
 		ssize_t r = cap > max ? read(n->fd, dst, max + 1) : readv(n->fd, iov, 2);
 		if (r >= 0)
 			return (size_t)r > max ? 0 : r;
@@ -213,10 +229,10 @@ static void tap_close(mk_net *n)
 }
 
 static const struct mk__link_ops tap_ops = {
-	.kind = "tap",
-	.read = tap_read,
-	.write = tap_write,
-	.close = tap_close,
+    .kind = "tap",
+    .read = tap_read,
+    .write = tap_write,
+    .close = tap_close,
 };
 
 int mk__tap_link_open(mk_net *n, const struct mk__netarg *a)

@@ -53,7 +53,8 @@ static void sift_down(struct mk__sched *s, size_t i)
 		size_t child = 2 * i + 1;
 		if (child >= s->heap_len)
 			break;
-		if (child + 1 < s->heap_len && s->heap[child + 1]->deadline < s->heap[child]->deadline)
+		if (child + 1 < s->heap_len &&
+		    s->heap[child + 1]->deadline < s->heap[child]->deadline)
 			child++;
 		if (t->deadline <= s->heap[child]->deadline)
 			break;

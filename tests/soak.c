@@ -31,9 +31,9 @@
 #include "mkhost.h"
 #include "testlib.h"
 
-#define IFNAME "tsk0"
-#define ETHERTYPE 0x88b5
-#define MS 1000000ULL
+#define IFNAME       "tsk0"
+#define ETHERTYPE    0x88b5
+#define MS           1000000ULL
 #define RSS_SLACK_KB 1024
 
 struct peer_result {
@@ -145,7 +145,8 @@ static void peer(int go_fd, int result_fd, unsigned seconds, unsigned rate)
 					if (n < 0)
 						break;
 					if (sll.sll_pkttype != PACKET_OUTGOING && n >= 22 &&
-					    f[12] == (ETHERTYPE >> 8) && f[13] == (ETHERTYPE & 0xff))
+					    f[12] == (ETHERTYPE >> 8) &&
+					    f[13] == (ETHERTYPE & 0xff))
 						res.echoed++;
 				}
 			}
@@ -157,8 +158,8 @@ static void peer(int go_fd, int result_fd, unsigned seconds, unsigned rate)
 			ssize_t n = recvfrom(fd, f, sizeof(f), 0, (struct sockaddr *)&sll, &sl);
 			if (n < 0)
 				break; /* the 1 s receive timeout: nothing more comes */
-			if (sll.sll_pkttype != PACKET_OUTGOING && n >= 22 && f[12] == (ETHERTYPE >> 8) &&
-			    f[13] == (ETHERTYPE & 0xff))
+			if (sll.sll_pkttype != PACKET_OUTGOING && n >= 22 &&
+			    f[12] == (ETHERTYPE >> 8) && f[13] == (ETHERTYPE & 0xff))
 				res.echoed++;
 		}
 		struct tpacket_stats st;
@@ -231,10 +232,12 @@ static int soak_main(int argc, char **argv, void *arg)
 			break;
 		uint64_t secs = (mk_clock_monotonic() - t0) / 1000000000ULL;
 		if (s->rss_start < 0 && secs >= 1)
-			s->rss_start = rss_kb(); /* after a second of traffic: buffers and pools are up */
+			s->rss_start =
+			    rss_kb(); /* after a second of traffic: buffers and pools are up */
 		if (secs >= next_report && secs < s->seconds) {
 			printf("soak: %llu s: %llu frames echoed, RSS %ld kB\n",
-			       (unsigned long long)secs, (unsigned long long)s->read_test, rss_kb());
+			       (unsigned long long)secs, (unsigned long long)s->read_test,
+			       rss_kb());
 			fflush(stdout);
 			next_report += 10;
 		}
@@ -313,9 +316,10 @@ int main(int argc, char **argv)
 	       (unsigned long long)sent, (unsigned long long)s.read_test,
 	       (unsigned long long)s.read_other, (unsigned long long)s.st.rx_drops,
 	       (unsigned long long)kdrops);
-	printf("soak: mkhost echoed %llu (tx_drops %llu); peer got %llu echoes (socket drops %llu)\n",
-	       (unsigned long long)s.st.tx_frames, (unsigned long long)s.st.tx_drops,
-	       (unsigned long long)s.peer.echoed, (unsigned long long)s.peer.sock_drops);
+	printf(
+	    "soak: mkhost echoed %llu (tx_drops %llu); peer got %llu echoes (socket drops %llu)\n",
+	    (unsigned long long)s.st.tx_frames, (unsigned long long)s.st.tx_drops,
+	    (unsigned long long)s.peer.echoed, (unsigned long long)s.peer.sock_drops);
 	printf("soak: RSS at start %ld kB, at end %ld kB\n", s.rss_start, s.rss_end);
 
 	int ok = 1;
@@ -331,9 +335,10 @@ int main(int argc, char **argv)
 		ok = 0;
 	}
 	if (s.peer.echoed + s.peer.sock_drops < s.st.tx_frames) {
-		printf("soak: FAILED: %llu echoes written, the peer saw %llu (+%llu socket drops)\n",
-		       (unsigned long long)s.st.tx_frames, (unsigned long long)s.peer.echoed,
-		       (unsigned long long)s.peer.sock_drops);
+		printf(
+		    "soak: FAILED: %llu echoes written, the peer saw %llu (+%llu socket drops)\n",
+		    (unsigned long long)s.st.tx_frames, (unsigned long long)s.peer.echoed,
+		    (unsigned long long)s.peer.sock_drops);
 		ok = 0;
 	}
 	if (s.rss_start < 0 || s.rss_end > s.rss_start + RSS_SLACK_KB) {

@@ -49,8 +49,8 @@
 #include "testlib.h"
 
 #define TEST_ETHERTYPE 0x88b5
-#define MS 1000000ULL
-#define NOBODY 65534
+#define MS             1000000ULL
+#define NOBODY         65534
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -202,7 +202,8 @@ static int64_t pk_recv_seq(int fd, int timeout_ms)
 			continue;
 		struct sockaddr_ll sll;
 		socklen_t sl = sizeof(sll);
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&sll, &sl);
+		ssize_t n =
+		    recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&sll, &sl);
 		if (n < 0)
 			continue;
 		if (sll.sll_pkttype == PACKET_OUTGOING || !is_test_frame(buf, n))
@@ -222,7 +223,8 @@ static int pk_drain(int fd, int64_t *max_seq)
 	for (;;) {
 		struct sockaddr_ll sll;
 		socklen_t sl = sizeof(sll);
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&sll, &sl);
+		ssize_t n =
+		    recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&sll, &sl);
 		if (n < 0) {
 			if (errno == EINTR || errno == ENETDOWN)
 				continue;
@@ -272,8 +274,8 @@ static intptr_t bread_watchdog(void *arg)
  * or -ETIMEDOUT. No assertion, so a forked child may use it. */
 static ssize_t bounded_read(mk_net *net, void *buf, size_t size, int timeout_ms)
 {
-	struct bread b = {.net = net, .buf = buf, .size = size,
-	                  .timeout_ns = (uint64_t)timeout_ms * MS};
+	struct bread b = {
+	    .net = net, .buf = buf, .size = size, .timeout_ns = (uint64_t)timeout_ms * MS};
 	mk_task *wd;
 
 	if (mk_task_spawn(&b.reader, "reader", bread_task, &b) != 0)
@@ -442,8 +444,10 @@ static int removed_main(int argc, char **argv, void *arg)
 	ck_assert_int_eq(mk_sleep(100 * MS), 0);
 	ck_assert_int_eq(a.reads_ok, 5);
 	ck_assert_int_eq(b.reads_ok, 5);
-	ck_assert_msg(a.writes_ok > 0 && a.writes_dropped == 0, "writes before the deletion: %u ok, "
-	              "%u dropped", a.writes_ok, a.writes_dropped);
+	ck_assert_msg(a.writes_ok > 0 && a.writes_dropped == 0,
+	              "writes before the deletion: %u ok, "
+	              "%u dropped",
+	              a.writes_ok, a.writes_dropped);
 
 	/* Delete tfr0 under its reader and writer. */
 	ck_assert_int_eq(mkt_sh("ip link del dev tfr0"), 0);
@@ -452,8 +456,10 @@ static int removed_main(int argc, char **argv, void *arg)
 	int ticks_at_delete = ticks;
 	for (int waited = 0; waited < 2000 && a.read_err == 0; waited += 5)
 		mk_sleep(5 * MS);
-	ck_assert_msg(a.read_err == -ENODEV, "the read on the deleted TAP returned %zd (%s), not "
-	              "-ENODEV", a.read_err, a.read_err ? mk_strerror((int)a.read_err) : "still waiting");
+	ck_assert_msg(a.read_err == -ENODEV,
+	              "the read on the deleted TAP returned %zd (%s), not "
+	              "-ENODEV",
+	              a.read_err, a.read_err ? mk_strerror((int)a.read_err) : "still waiting");
 	ck_assert_msg(a.read_err_at - deleted_at < 500 * MS || a.read_err_at < deleted_at,
 	              "the read on the deleted TAP took %llu ms to fail",
 	              (unsigned long long)((a.read_err_at - deleted_at) / MS));
@@ -617,8 +623,10 @@ static int fd_limit_main(int argc, char **argv, void *arg)
 
 	int r = mk_net_connect("svc", &net, NULL);
 	const char *e = mk_last_error();
-	ck_assert_msg(r == -EMFILE, "mk_net_connect at the descriptor limit returned %d (%s), "
-	              "expected -EMFILE", r, mk_strerror(r));
+	ck_assert_msg(r == -EMFILE,
+	              "mk_net_connect at the descriptor limit returned %d (%s), "
+	              "expected -EMFILE",
+	              r, mk_strerror(r));
 	ck_assert_msg(strstr(e, "'svc'") != NULL && strstr(e, "open files") != NULL &&
 	                  strstr(e, "ulimit -n") != NULL,
 	              "the sentence does not name the device, the cause and the fix: \"%s\"", e);
@@ -686,8 +694,8 @@ static int stacks_main(int argc, char **argv, void *arg)
 	low.rlim_cur = (rlim_t)(vm_size_kb() + 64 * 1024) * 1024; /* 64 MiB more than now */
 	ck_assert_int_eq(setrlimit(RLIMIT_AS, &low), 0);
 
-	while (n < SPAWN_MAX && (r = mk_task_spawn(&tasks[n], "stack", stack_task,
-	                                           (void *)(intptr_t)n)) == 0)
+	while (n < SPAWN_MAX &&
+	       (r = mk_task_spawn(&tasks[n], "stack", stack_task, (void *)(intptr_t)n)) == 0)
 		n++;
 	ck_assert_msg(r == -ENOMEM, "spawning until memory ran out: %d tasks, then %d (%s)", n, r,
 	              mk_strerror(r));
@@ -702,7 +710,8 @@ static int stacks_main(int argc, char **argv, void *arg)
 	ck_assert_int_eq(atomic_load(&stack_tasks_done), n);
 	/* Their stacks are free again: as many can be spawned once more. */
 	for (int i = 0; i < n; i++)
-		ck_assert_int_eq(mk_task_spawn(&tasks[i], "again", stack_task, (void *)(intptr_t)i), 0);
+		ck_assert_int_eq(mk_task_spawn(&tasks[i], "again", stack_task, (void *)(intptr_t)i),
+		                 0);
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(mk_task_await(tasks[i], NULL), 0);
 	ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
@@ -718,8 +727,9 @@ START_TEST(stacks_exhausted)
 #endif
 #ifdef MK_HAVE_VALGRIND
 	if (RUNNING_ON_VALGRIND) {
-		fprintf(stderr, "stacks_exhausted: not under valgrind (it manages the address space "
-		                "itself)\n");
+		fprintf(stderr,
+		        "stacks_exhausted: not under valgrind (it manages the address space "
+		        "itself)\n");
 		return;
 	}
 #endif
@@ -863,9 +873,11 @@ static int tun_for_everyone(void)
 		return -1;
 	if ((sb.st_mode & 0006) == 0006)
 		return 0;
-	if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
 	    mount("tmpfs", "/dev/net", "tmpfs", 0, "mode=0755") != 0 ||
-	    mknod("/dev/net/tun", S_IFCHR | 0666, sb.st_rdev) != 0 || chmod("/dev/net/tun", 0666) != 0)
+	    mknod("/dev/net/tun", S_IFCHR | 0666, sb.st_rdev) != 0 ||
+	    chmod("/dev/net/tun", 0666) != 0)
 		return -1;
 	return 0;
 }
@@ -986,13 +998,15 @@ START_TEST(fd_handoff_exec_ping_serve)
 	ck_assert(link_ready("tfx0", 3000));
 	int ping = mkt_sh("ping -n -q -c 3 -i 0.2 -W 2 10.77.0.2 >/dev/null");
 	int st = wait_child(pid, 10000);
-	for (ssize_t n; len < sizeof(text) - 1 && (n = read(out[0], text + len,
-	                                                    sizeof(text) - 1 - len)) > 0;)
+	for (ssize_t n;
+	     len < sizeof(text) - 1 && (n = read(out[0], text + len, sizeof(text) - 1 - len)) > 0;)
 		len += (size_t)n;
 	text[len] = '\0';
 	close(out[0]);
-	ck_assert_msg(ping == 0, "ping got no answer from ping-serve running as nobody on @FD "
-	              "(ping exit %d); its output: \"%s\"", ping, text);
+	ck_assert_msg(ping == 0,
+	              "ping got no answer from ping-serve running as nobody on @FD "
+	              "(ping exit %d); its output: \"%s\"",
+	              ping, text);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	              "ping-serve as nobody: exit %d, signal %d; its output: \"%s\"",
 	              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0,
@@ -1084,10 +1098,14 @@ static int foreign_main(int argc, char **argv, void *arg)
 	usleep(50000);
 	ck_assert_int_eq(pthread_create(&th, NULL, foreign_thread, &f), 0);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	static const char *const what[] = {"mk_net_write_bigstring", "mk_net_write_string",
-	                                   "mk_net_write_into",      "mk_net_read_bigstring",
-	                                   "mk_net_read_bytes",      "mk_net_connect",
-	                                   "mk_task_spawn",          "mk_sleep",
+	static const char *const what[] = {"mk_net_write_bigstring",
+	                                   "mk_net_write_string",
+	                                   "mk_net_write_into",
+	                                   "mk_net_read_bigstring",
+	                                   "mk_net_read_bytes",
+	                                   "mk_net_connect",
+	                                   "mk_task_spawn",
+	                                   "mk_sleep",
 	                                   "mk_yield"};
 	for (int i = 0; i < 9; i++)
 		ck_assert_msg(f.r[i] == -EPERM, "%s from another thread returned %zd, not -EPERM",
@@ -1116,7 +1134,8 @@ static int foreign_main(int argc, char **argv, void *arg)
 	/* Nothing was sent, nothing consumed, nothing counted. */
 	struct mk_net_stats st;
 	ck_assert_int_eq(mk_net_stats(f.net, &st), 0);
-	ck_assert_msg(st.tx_frames == 0 && st.tx_drops == 0 && st.rx_frames == 0 && st.rx_drops == 0,
+	ck_assert_msg(st.tx_frames == 0 && st.tx_drops == 0 && st.rx_frames == 0 &&
+	                  st.rx_drops == 0,
 	              "refused calls were counted");
 	ssize_t n = bounded_read(f.net, buf, sizeof(buf), 2000);
 	ck_assert_msg(n == 60 && frame_seq(buf) == 1, "the waiting frame was lost: read %zd", n);

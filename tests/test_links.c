@@ -32,10 +32,10 @@
 #include "../examples/ping-serve.c"
 
 #define TEST_ETHERTYPE 0x88b5 /* IEEE 802 local experimental */
-#define SEQ_END 0xffffffffu
-#define US 1000ULL
-#define MS 1000000ULL
-#define FRAME_MAX 1514
+#define SEQ_END        0xffffffffu
+#define US             1000ULL
+#define MS             1000000ULL
+#define FRAME_MAX      1514
 
 static char scratch[200]; /* a directory of our own, made after dropping privileges */
 
@@ -45,8 +45,7 @@ static char scratch[200]; /* a directory of our own, made after dropping privile
 
 /* Fork a child that runs mk_run(main, arg) on the NULL-terminated device arguments and exits
  * with its value (100 + -value for a negative one). */
-static pid_t child_run(mk_main_fn main, void *arg, const char *a1, const char *a2,
-                       const char *a3)
+static pid_t child_run(mk_main_fn main, void *arg, const char *a1, const char *a2, const char *a3)
 {
 	pid_t pid = fork();
 
@@ -191,7 +190,8 @@ static int recv_main(int argc, char **argv, void *arg)
 		if (n < 0)
 			return 3;
 		if (!test_check(f, (size_t)n, &gen, &seq) || gen != st->gen || seq != want) {
-			fprintf(stderr, "frame %u: got gen %u seq %u, length %zd\n", want, gen, seq, n);
+			fprintf(stderr, "frame %u: got gen %u seq %u, length %zd\n", want, gen, seq,
+			        n);
 			return 4;
 		}
 	}
@@ -272,8 +272,10 @@ static int pinger_main(int argc, char **argv, void *arg)
 					rc = 3;
 					break;
 				}
-				mk_net_write_bigstring(e.net, f, len, 0, len); /* again after 20 ms */
-				for (int i = 0; i < 100 && !(e.any && e.gen == gen && e.seq == seq); i++)
+				mk_net_write_bigstring(e.net, f, len, 0,
+				                       len); /* again after 20 ms */
+				for (int i = 0; i < 100 && !(e.any && e.gen == gen && e.seq == seq);
+				     i++)
 					mk_sleep(200 * US);
 			}
 		}
@@ -366,7 +368,7 @@ END_TEST
 #define HOSTS 3
 
 struct lan_host {
-	struct ps_host ps;        /* answers ARP and echo requests, as ping-serve does */
+	struct ps_host ps; /* answers ARP and echo requests, as ping-serve does */
 	mk_net *net;
 	uint8_t peer_mac[HOSTS][6]; /* learned from ARP replies */
 	bool have_mac[HOSTS];
@@ -493,7 +495,8 @@ static int hub_ping_main(int argc, char **argv, void *arg)
 		struct lan_host *from = &h[pairs[k][0]];
 		int to = pairs[k][1];
 		size_t len = arp_request(f, from, to);
-		ck_assert_int_eq(mk_net_write_bigstring(from->net, f, sizeof(f), 0, len), (ssize_t)len);
+		ck_assert_int_eq(mk_net_write_bigstring(from->net, f, sizeof(f), 0, len),
+		                 (ssize_t)len);
 		ck_assert_msg(wait_until(&from->have_mac[to], NULL, 0), "no ARP reply from %d", to);
 		ck_assert_mem_eq(from->peer_mac[to], h[to].ps.mac, 6);
 		for (uint16_t seq = 0; seq < 5; seq++) {
@@ -655,9 +658,8 @@ START_TEST(pcap_read_back)
 	need_tshark();
 	snprintf(file, sizeof(file), "%s/a.pcap", scratch);
 	snprintf(arg, sizeof(arg), "--net-pcap:a=%s", file);
-	ck_assert_int_eq(mkt_run(pcap_main, NULL, "--net:a=hub:p", "--net:b=hub:p", arg,
-	                         (char *)NULL),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_run(pcap_main, NULL, "--net:a=hub:p", "--net:b=hub:p", arg, (char *)NULL), 0);
 	ck_assert_int_eq(tshark(file, out, sizeof(out)), 0);
 	const char *line = out;
 	for (uint32_t i = 0; i < 10; i++) /* sent */
@@ -745,12 +747,12 @@ END_TEST
 #define FAULT_FRAMES 1000
 
 struct fault_run {
-	unsigned frames;       /* to send */
-	bool got[FAULT_FRAMES];/* which arrived intact */
-	unsigned received;     /* frames read, intact or not */
-	unsigned bad;          /* frames that arrived corrupted */
-	unsigned late;         /* frames that arrived after a later one */
-	uint64_t min_delay_ns; /* the shortest time from write to read */
+	unsigned frames;        /* to send */
+	bool got[FAULT_FRAMES]; /* which arrived intact */
+	unsigned received;      /* frames read, intact or not */
+	unsigned bad;           /* frames that arrived corrupted */
+	unsigned late;          /* frames that arrived after a later one */
+	uint64_t min_delay_ns;  /* the shortest time from write to read */
 	uint64_t sent_at[FAULT_FRAMES];
 	struct mk_net_stats a, b;
 	mk_net *rx;
@@ -821,9 +823,8 @@ static struct fault_run *fault_run(const char *dev, const char *spec, unsigned f
 	memset(r, 0, sizeof(*r));
 	r->frames = frames;
 	snprintf(arg, sizeof(arg), "--net-fault:%s=%s", dev, spec);
-	ck_assert_int_eq(mkt_run(fault_main, r, "--net:a=hub:f", "--net:b=hub:f", arg,
-	                         (char *)NULL),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_run(fault_main, r, "--net:a=hub:f", "--net:b=hub:f", arg, (char *)NULL), 0);
 	ck_assert_uint_eq(r->a.tx_frames, frames);
 	return r;
 }
@@ -907,8 +908,8 @@ START_TEST(fault_delay_reorder)
 		ck_assert_uint_gt(reorders, 50);
 		/* Each reordered frame comes right after its successor, except one left at the end
 		 * with no successor, which goes alone after the wait. */
-		ck_assert_msg(r->late <= reorders && r->late + 3 >= reorders, "%u late, %llu reordered",
-		              r->late, (unsigned long long)reorders);
+		ck_assert_msg(r->late <= reorders && r->late + 3 >= reorders,
+		              "%u late, %llu reordered", r->late, (unsigned long long)reorders);
 	}
 }
 END_TEST
@@ -916,15 +917,15 @@ END_TEST
 static const struct {
 	const char *arg, *says;
 } bad_specs[] = {
-	{"--net-fault:a=drop=2", "drop='2' is not a probability"},
-	{"--net-fault:a=dup=10", "dup='10' is not a probability"},
-	{"--net-fault:a=corrupt=x%", "corrupt='x%' is not a probability"},
-	{"--net-fault:a=reorder=-0.1", "reorder='-0.1' is not a probability"},
-	{"--net-fault:a=delay=soon", "delay='soon' must be a whole number"},
-	{"--net-fault:a=drop=0.1,seed=-1", "seed='-1' must be a whole number"},
-	{"--net-fault:a=color=red", "unknown field 'color'"},
-	{"--net-fault:a=drop", "'drop' has no value"},
-	{"--net-fault:a=drop=0.1,drop", "'drop' has no value"},
+    {"--net-fault:a=drop=2", "drop='2' is not a probability"},
+    {"--net-fault:a=dup=10", "dup='10' is not a probability"},
+    {"--net-fault:a=corrupt=x%", "corrupt='x%' is not a probability"},
+    {"--net-fault:a=reorder=-0.1", "reorder='-0.1' is not a probability"},
+    {"--net-fault:a=delay=soon", "delay='soon' must be a whole number"},
+    {"--net-fault:a=drop=0.1,seed=-1", "seed='-1' must be a whole number"},
+    {"--net-fault:a=color=red", "unknown field 'color'"},
+    {"--net-fault:a=drop", "'drop' has no value"},
+    {"--net-fault:a=drop=0.1,drop", "'drop' has no value"},
 };
 
 static int never_main(int argc, char **argv, void *arg)
@@ -943,7 +944,8 @@ END_TEST
 
 START_TEST(pcap_fault_orphans)
 {
-	ck_assert_int_eq(mkt_run(never_main, NULL, "--net-pcap:x=/dev/null", (char *)NULL), -EINVAL);
+	ck_assert_int_eq(mkt_run(never_main, NULL, "--net-pcap:x=/dev/null", (char *)NULL),
+	                 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mk_last_error(), "--net-pcap:x is given but no --net:x="));
 	ck_assert_int_eq(mkt_run(never_main, NULL, "--net-fault:y=drop=1", (char *)NULL), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mk_last_error(), "--net-fault:y is given but no --net:y="));

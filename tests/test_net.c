@@ -933,8 +933,9 @@ START_TEST(released_at_exit)
 	for (int i = 0; i < 20; i++) {
 		ck_assert_int_eq(mkt_run(parked_main, NULL, "--net:svc=tre0", NULL), 0);
 		int fd = tun_attach("tre0", IFF_TAP | IFF_NO_PI);
-		ck_assert_msg(fd >= 0, "run %d: the TAP is still attached after mk_run returned: %s",
-		              i, strerror(-fd));
+		ck_assert_msg(fd >= 0,
+		              "run %d: the TAP is still attached after mk_run returned: %s", i,
+		              strerror(-fd));
 		close(fd);
 	}
 	mkt_tap_delete("tre0");

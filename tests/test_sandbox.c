@@ -112,8 +112,8 @@ static void teardown(void)
 START_TEST(devices_still_work)
 {
 	struct outcome o = run_child(NOTHING, "--net:svc=tapsb");
-	ck_assert_msg(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0, "status %#x: %s",
-	              o.status, o.err);
+	ck_assert_msg(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0, "status %#x: %s", o.status,
+	              o.err);
 }
 END_TEST
 
@@ -151,8 +151,8 @@ START_TEST(ring_refuses_other_operations)
 	if (backend != NULL && strcmp(backend, "epoll") == 0)
 		return; /* no ring: seccomp alone covers epoll's system calls */
 	struct outcome o = run_child(URING_OPENAT, "--net:svc=tapsb");
-	ck_assert_msg(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0, "status %#x: %s",
-	              o.status, o.err);
+	ck_assert_msg(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0, "status %#x: %s", o.status,
+	              o.err);
 }
 END_TEST
 

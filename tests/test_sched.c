@@ -601,7 +601,8 @@ static int main_busy_idle(int argc, char **argv, void *arg)
 		CHECK_INT(mk_sleep(100 * MS), ==, 0);
 	unsigned long long cpu = mkt_cpu_ns() - cpu0;
 	if (cpu >= 50 * MS)
-		failf(__LINE__, "idle with busy_poll_us = 50000: %llu ms of CPU in 500 ms", cpu / MS);
+		failf(__LINE__, "idle with busy_poll_us = 50000: %llu ms of CPU in 500 ms",
+		      cpu / MS);
 	return 0;
 }
 
@@ -1026,7 +1027,8 @@ static intptr_t late_sleeper(void *arg)
 static intptr_t spawner_on_cancel(void *arg)
 {
 	mk_task *late;
-	if (mk_sleep(10 * SEC) == -ECANCELED && mk_task_spawn(&late, "late", late_sleeper, NULL) == 0)
+	if (mk_sleep(10 * SEC) == -ECANCELED &&
+	    mk_task_spawn(&late, "late", late_sleeper, NULL) == 0)
 		CHECK_INT(mk_task_await(late, NULL), ==, -ECANCELED);
 	return 0;
 }

@@ -71,9 +71,9 @@ int mkt_packet_socket(const char *ifname, int timeout_ms)
 	if (fd < 0)
 		return -1;
 	struct sockaddr_ll sll = {
-		.sll_family = AF_PACKET,
-		.sll_protocol = htons(ETH_P_ALL),
-		.sll_ifindex = (int)if_nametoindex(ifname),
+	    .sll_family = AF_PACKET,
+	    .sll_protocol = htons(ETH_P_ALL),
+	    .sll_ifindex = (int)if_nametoindex(ifname),
 	};
 	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
 	if (sll.sll_ifindex == 0 || bind(fd, (struct sockaddr *)&sll, sizeof(sll)) != 0 ||
@@ -111,8 +111,9 @@ void mkt_drop_privileges(void)
 	if (geteuid() == 0) {
 		static char self[4096];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		char *args[] = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-		                "--", self, NULL};
+		char *args[] = {
+		    "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", self,
+		    NULL};
 		if (n <= 0) {
 			perror("readlink /proc/self/exe");
 			exit(1);

@@ -60,7 +60,7 @@ int solo5_app_main(const struct solo5_start_info *info);
 
 #define SOLO5_EXIT_SUCCESS 0
 #define SOLO5_EXIT_FAILURE 1
-#define SOLO5_EXIT_ABORT 255 /* 255 and up belong to Solo5 */
+#define SOLO5_EXIT_ABORT   255 /* 255 and up belong to Solo5 */
 
 /* End the program with exit status (status) (its low 8 bits, as for exit(3)). The devices are
  * closed as when solo5_app_main() returns, then atexit handlers run. */
@@ -133,8 +133,7 @@ solo5_result_t solo5_net_write(solo5_handle_t handle, const uint8_t *buf, size_t
  * Returns SOLO5_R_OK with the frame's length in (*read_size); SOLO5_R_AGAIN when no frame is
  * waiting; SOLO5_R_EINVAL for a bad handle, a NULL pointer or a (size) too small (nothing is
  * consumed); SOLO5_R_EUNSPEC when the device failed. */
-solo5_result_t solo5_net_read(solo5_handle_t handle, uint8_t *buf, size_t size,
-                              size_t *read_size);
+solo5_result_t solo5_net_read(solo5_handle_t handle, uint8_t *buf, size_t size, size_t *read_size);
 
 /* ---- block storage -------------------------------------------------------------------- */
 

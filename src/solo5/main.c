@@ -20,8 +20,8 @@
 #include "mkhost.h"
 #include "solo5.h"
 
-#define DEFAULT_MEM_MB 512          /* the tenders' default */
-#define APP_STACK (8 * 1024 * 1024) /* as a Linux main thread gets */
+#define DEFAULT_MEM_MB 512               /* the tenders' default */
+#define APP_STACK      (8 * 1024 * 1024) /* as a Linux main thread gets */
 
 struct dev_name {
 	enum mk__solo5_kind kind;
@@ -58,7 +58,8 @@ static int parse_mem(const char *arg, size_t *bytes)
 	mb = strtoull(v, &end, 10);
 	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || mb == 0 ||
 	    mb > (SIZE_MAX >> 20)) {
-		fprintf(stderr, "mkhost: malformed '%s': write the heap size in megabytes, e.g. --mem=64\n",
+		fprintf(stderr,
+		        "mkhost: malformed '%s': write the heap size in megabytes, e.g. --mem=64\n",
 		        arg);
 		return -EINVAL;
 	}
@@ -95,8 +96,8 @@ static char *join_cmdline(int n, char **args)
 	size_t len = 1;
 	char *s, *p;
 
-	while (n > 0 && (strcmp(args[0], "--solo5:quiet") == 0 ||
-	                 strcmp(args[0], "--solo5:debug") == 0)) {
+	while (n > 0 &&
+	       (strcmp(args[0], "--solo5:quiet") == 0 || strcmp(args[0], "--solo5:debug") == 0)) {
 		args++;
 		n--;
 	}
@@ -125,11 +126,13 @@ static int attach_all(struct launch *l)
 		snprintf(name, sizeof(name), "%.*s", (int)l->devs[i].len, l->devs[i].name);
 		err = mk__solo5_attach(l->devs[i].kind, name);
 		if (err == -ENOSPC) {
-			fprintf(stderr, "mkhost: more than 64 devices; a Solo5 program has 64 handles\n");
+			fprintf(stderr,
+			        "mkhost: more than 64 devices; a Solo5 program has 64 handles\n");
 			return err;
 		}
 		if (err != 0) {
-			fprintf(stderr, "mkhost: %s\n", *mk_last_error() ? mk_last_error() : mk_strerror(err));
+			fprintf(stderr, "mkhost: %s\n",
+			        *mk_last_error() ? mk_last_error() : mk_strerror(err));
 			return err;
 		}
 	}
@@ -202,8 +205,8 @@ int main(int argc, char **argv)
 	rc = mk_run_config(&cfg, l.argc, l.argv, app_task, &l);
 	mk__solo5_detach_all();
 	if (l.stopped) {
-		/* Stopped by SIGINT or SIGTERM: die of it, as a tender would, now that the devices are
-		 * closed. mk_run has given the signal back its default action. */
+		/* Stopped by SIGINT or SIGTERM: die of it, as a tender would, now that the devices
+		 * are closed. mk_run has given the signal back its default action. */
 		if (l.status > 0) {
 			signal(l.status, SIG_DFL);
 			raise(l.status);

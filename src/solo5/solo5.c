@@ -41,7 +41,7 @@ struct device {
 	uint8_t *slot[2]; /* the stash, a queue of frames read ahead */
 	size_t len[2];
 	unsigned head, count;
-	uint8_t *spare;   /* the watcher's buffer */
+	uint8_t *spare; /* the watcher's buffer */
 	mk_task *watcher;
 	bool watcher_idle; /* parked until the stash is emptied */
 	bool failed;       /* the watcher met a device error and stopped */
@@ -280,11 +280,10 @@ solo5_result_t solo5_net_write(solo5_handle_t handle, const uint8_t *buf, size_t
 		return SOLO5_R_EINVAL;
 	/* 0 means the host refused the frame: a drop, which Solo5 keeps silent. */
 	return mk_net_write_bigstring(d->net, buf, size, 0, size) >= 0 ? SOLO5_R_OK
-	                                                                 : SOLO5_R_EUNSPEC;
+	                                                               : SOLO5_R_EUNSPEC;
 }
 
-solo5_result_t solo5_net_read(solo5_handle_t handle, uint8_t *buf, size_t size,
-                              size_t *read_size)
+solo5_result_t solo5_net_read(solo5_handle_t handle, uint8_t *buf, size_t size, size_t *read_size)
 {
 	struct device *d = device(handle, MK__SOLO5_NET);
 	ssize_t r;
@@ -359,8 +358,8 @@ void solo5_yield(solo5_time_t deadline, solo5_handle_set_t *ready_set)
 		r = mk_sleep(deadline - now); /* a watcher with a frame cuts it short */
 		s5.app_waiting = false;
 	} else {
-		/* Even with work at hand, let the event loop and the hooks run once: links driven by
-		 * the loop must not starve behind a program that always finds a frame. */
+		/* Even with work at hand, let the event loop and the hooks run once: links driven
+		 * by the loop must not starve behind a program that always finds a frame. */
 		r = mk_yield();
 	}
 	if (r == -ECANCELED)

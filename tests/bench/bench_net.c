@@ -33,9 +33,9 @@
 #include "benchlib.h"
 #include "endpoint.h"
 
-#define DEADLINE_S 60
+#define DEADLINE_S         60
 #define FORWARDING_WAIT_MS 3000
-#define PING_WARMUP 200
+#define PING_WARMUP        200
 
 static void must_write(int fd, char c)
 {
@@ -106,7 +106,8 @@ static int tx_body(struct ep *e, void *p)
 	double s = (double)(t1 - t0) / 1e9;
 	snprintf(variant, sizeof(variant), "%zu", r->size);
 	bench_result("tx", variant, r->impl, "frames_per_s", (double)r->count / s);
-	bench_result("tx", variant, r->impl, "gbit_per_s", (double)r->count * r->size * 8 / s / 1e9);
+	bench_result("tx", variant, r->impl, "gbit_per_s",
+	             (double)r->count * r->size * 8 / s / 1e9);
 	bench_result("tx", variant, r->impl, "cpu_ns_per_frame", (double)(c1 - c0) / r->count);
 	bench_result("tx", variant, r->impl, "refused", refused);
 	free(frame);

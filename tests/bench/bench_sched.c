@@ -25,7 +25,7 @@
 #define DEADLINE_S 120
 /* How long the sleepers sleep, from the first spawn: longer than starting them all takes. */
 #define SLEEP_NS_PER_TASK 20000ull
-#define SLEEP_NS_MIN 50000000ull
+#define SLEEP_NS_MIN      50000000ull
 
 static unsigned long count;
 
@@ -177,7 +177,7 @@ static int sleepers_main(int argc, char **argv, void *arg)
 	uint64_t rss0 = rss_bytes();
 	uint64_t c0 = cpu_now(), t0 = mk_clock_monotonic();
 	wake_at = t0 + (count * SLEEP_NS_PER_TASK > SLEEP_NS_MIN ? count * SLEEP_NS_PER_TASK
-	                                                          : SLEEP_NS_MIN);
+	                                                         : SLEEP_NS_MIN);
 	for (unsigned long i = 0; i < count; i++) {
 		int err = mk_task_spawn(&tasks[i], NULL, sleeper, NULL);
 		if (err != 0)

@@ -14,7 +14,7 @@
 
 /* The EtherType of benchmark frames (IEEE "local experimental"), so nothing in the kernel
  * handles them; an end-of-stream marker uses the other one. */
-#define BENCH_ETHERTYPE 0x88b5
+#define BENCH_ETHERTYPE     0x88b5
 #define BENCH_ETHERTYPE_END 0x88b6
 
 /* The MAC addresses used by the two ends of a bridge: A is the side under test, B the peer. */

@@ -33,7 +33,7 @@ struct ep {
 	/* uring */
 	struct io_uring ring;
 	uint8_t *bufs[EP_URING_DEPTH];
-	int depth;                 /* reads kept in flight */
+	int depth; /* reads kept in flight */
 	bool reads_armed;
 	int rearm;                 /* the read buffer handed out last, re-armed on the next call */
 	int ready[EP_URING_DEPTH]; /* completed reads not yet handed out: buffer index */
@@ -288,8 +288,8 @@ ssize_t ep_recv(struct ep *e, uint8_t **frame)
 {
 	switch (e->impl) {
 	case EP_MKHOST: {
-		ssize_t n = mk_net_read_bigstring(e->net, e->rxbuf, e->frame_max + 1, 0,
-		                                  e->frame_max + 1);
+		ssize_t n =
+		    mk_net_read_bigstring(e->net, e->rxbuf, e->frame_max + 1, 0, e->frame_max + 1);
 		*frame = e->rxbuf;
 		return n;
 	}
