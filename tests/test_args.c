@@ -16,85 +16,10 @@
 
 /* Checks made inside mk_run record the first failure here (Check's assertions longjmp in
  * CK_FORK=no mode, which must not happen from a task's stack). */
-static char failed[512];
-
-static void failf(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void failf(int line, const char *fmt, ...)
-{
-	if (failed[0])
-		return;
-	int n = snprintf(failed, sizeof(failed), "line %d: ", line);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(failed + n, sizeof(failed) - (size_t)n, fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK_INT(a, op, b)                                                                        \
-	do {                                                                                       \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                \
-		if (!(a_ op b_))                                                                   \
-			failf(__LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);            \
-	} while (0)
-#define CHECK_CONTAINS(text, part)                                                                 \
-	do {                                                                                       \
-		const char *t_ = (text), *p_ = (part);                                             \
-		if (!t_ || !strstr(t_, p_))                                                        \
-			failf(__LINE__, "%s does not mention \"%s\": \"%s\"", #text, p_,           \
-			      t_ ? t_ : "(null)");                                                 \
-	} while (0)
 
 static void setup(void)
 {
-	failed[0] = '\0';
-}
-
-/* Run (fn) in a child process whose descriptor (fd) goes to a pipe; collect what it wrote and
- * how it ended. The child is killed by SIGALRM after 20 s. */
-struct captured {
-	int status;
-	char text[16384];
-};
-
-static void run_captured(int fd, int (*fn)(void *), void *arg, struct captured *c)
-{
-	int p[2];
-	size_t len = 0;
-
-	ck_assert_int_eq(pipe(p), 0);
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		struct rlimit no_core = {0, 0};
-		setrlimit(RLIMIT_CORE, &no_core);
-		alarm(20);
-		close(p[0]);
-		dup2(p[1], fd);
-		close(p[1]);
-		int r = fn(arg);
-		fflush(NULL);
-		_exit(r);
-	}
-	close(p[1]);
-	for (;;) {
-		char scratch[4096];
-		char *dst = len < sizeof(c->text) - 1 ? c->text + len : scratch;
-		size_t room =
-		    len < sizeof(c->text) - 1 ? sizeof(c->text) - 1 - len : sizeof(scratch);
-		ssize_t n = read(p[0], dst, room);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (dst != scratch)
-			len += (size_t)n;
-	}
-	c->text[len] = '\0';
-	close(p[0]);
-	while (waitpid(pid, &c->status, 0) < 0)
-		ck_assert_int_eq(errno, EINTR);
+	mkt_failed[0] = '\0';
 }
 
 /* mk_run on (args), a NULL-terminated list without argv[0]. */
@@ -129,13 +54,13 @@ static int main_expect_argv(int argc, char **argv, void *arg)
 	if (argc != n + 1)
 		return -1;
 	if (strcmp(argv[0], "test") != 0)
-		failf(__LINE__, "argv[0] is \"%s\"", argv[0]);
+		mkt_failf(__LINE__, "argv[0] is \"%s\"", argv[0]);
 	for (int i = 0; i < n; i++)
 		if (strcmp(argv[i + 1], e->args[i]) != 0)
-			failf(__LINE__, "argv[%d] is \"%s\", expected \"%s\"", i + 1, argv[i + 1],
-			      e->args[i]);
+			mkt_failf(__LINE__, "argv[%d] is \"%s\", expected \"%s\"", i + 1,
+			          argv[i + 1], e->args[i]);
 	if (argv[argc] != NULL)
-		failf(__LINE__, "argv[argc] is not NULL");
+		mkt_failf(__LINE__, "argv[argc] is not NULL");
 	return 12;
 }
 
@@ -143,7 +68,7 @@ static void check_argv(const char *const *given, const char *const *seen)
 {
 	struct expect_argv e = {.args = seen};
 	int r = run_args(main_expect_argv, &e, given);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(e.ran, 1);
 	ck_assert_int_eq(r, 12);
 }
@@ -173,7 +98,7 @@ START_TEST(argv_reused_after_a_run)
 
 	ck_assert_int_eq(mk_run(4, argv, main_expect_argv, &e), 12);
 	ck_assert_int_eq(mk_run(4, argv, main_expect_argv, &e), 12); /* argv[3] is NULL now */
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(e.ran, 2);
 }
 END_TEST
@@ -209,16 +134,16 @@ static int child_help(void *arg)
 	static const char *const seen[] = {"--help", NULL};
 	struct expect_argv e = {.args = seen};
 	int r = run_args(main_expect_argv, &e, arg);
-	if (failed[0])
-		fprintf(stderr, "%s\n", failed);
-	return r == 12 && e.ran == 1 && !failed[0] ? 0 : 1;
+	if (mkt_failed[0])
+		fprintf(stderr, "%s\n", mkt_failed);
+	return r == 12 && e.ran == 1 && !mkt_failed[0] ? 0 : 1;
 }
 
 START_TEST(help)
 {
 	static const char *const help_only[] = {"--help", NULL};
-	struct captured c;
-	run_captured(STDOUT_FILENO, child_help, (void *)help_only, &c);
+	struct mkt_captured c;
+	mkt_run_captured(STDOUT_FILENO, child_help, (void *)help_only, &c);
 	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0,
 	              "--help was not passed to main (status 0x%x)", c.status);
 	ck_assert_msg(strstr(c.text, "--net:") != NULL, "--help does not show --net:\n%s", c.text);
@@ -227,7 +152,7 @@ START_TEST(help)
 
 	/* After "--" it belongs to the program alone. */
 	static const char *const after_dashes[] = {"--", "--help", NULL};
-	run_captured(STDOUT_FILENO, child_help, (void *)after_dashes, &c);
+	mkt_run_captured(STDOUT_FILENO, child_help, (void *)after_dashes, &c);
 	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x", c.status);
 	ck_assert_msg(strstr(c.text, "--net") == NULL, "help printed for \"-- --help\":\n%s",
 	              c.text);
@@ -241,7 +166,7 @@ static int child_quiet(void *arg)
 	static const char *const seen[] = {"a", NULL};
 	struct expect_argv e = {.args = seen};
 	int r = run_args(main_expect_argv, &e, given);
-	return r == 12 && !failed[0] ? 0 : 1;
+	return r == 12 && !mkt_failed[0] ? 0 : 1;
 }
 
 START_TEST(valid_args_are_quiet)
@@ -249,8 +174,8 @@ START_TEST(valid_args_are_quiet)
 	/* mk_run writes on stderr only for a malformed argument, a fallback, an overflow. */
 	if (!getenv("MKHOST_BACKEND"))
 		return; /* then the fallback line is allowed */
-	struct captured c;
-	run_captured(STDERR_FILENO, child_quiet, NULL, &c);
+	struct mkt_captured c;
+	mkt_run_captured(STDERR_FILENO, child_quiet, NULL, &c);
 	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x", c.status);
 	ck_assert_msg(c.text[0] == '\0', "mk_run wrote on stderr: %s", c.text);
 }
@@ -264,8 +189,8 @@ static int child_last_error_empty(void *arg)
 
 START_TEST(last_error_empty_at_start)
 {
-	struct captured c;
-	run_captured(STDERR_FILENO, child_last_error_empty, NULL, &c);
+	struct mkt_captured c;
+	mkt_run_captured(STDERR_FILENO, child_last_error_empty, NULL, &c);
 	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0,
 	              "mk_last_error() is not \"\" before any failure");
 }
@@ -311,14 +236,14 @@ static int run_malformed(const char *bad)
 	int ran = 0;
 	int r = run_args(main_must_not_run, &ran, args);
 	if (ran)
-		failf(__LINE__, "main ran despite %s", bad);
+		mkt_failf(__LINE__, "main ran despite %s", bad);
 	return r;
 }
 
 static void check_malformed(const char *bad, const char *named)
 {
 	int r = run_malformed(bad);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_msg(r == -EINVAL, "mk_run with %s returned %d, expected -EINVAL", bad, r);
 	const char *msg = mk_last_error();
 	ck_assert_msg(msg && strstr(msg, named), "mk_last_error() does not name %s: \"%s\"", named,
@@ -332,8 +257,8 @@ static int child_malformed(void *arg)
 
 static void check_malformed_stderr(const char *bad, const char *named)
 {
-	struct captured c;
-	run_captured(STDERR_FILENO, child_malformed, (void *)bad, &c);
+	struct mkt_captured c;
+	mkt_run_captured(STDERR_FILENO, child_malformed, (void *)bad, &c);
 	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0,
 	              "mk_run with %s: status 0x%x", bad, c.status);
 	ck_assert_msg(strstr(c.text, named) != NULL, "stderr does not name %s: \"%s\"", named,
@@ -372,24 +297,24 @@ static int main_connect_errors(int argc, char **argv, void *arg)
 	int pipefd[2];
 
 	CHECK_INT(mk_net_connect("nosuch", &net, &cfg), ==, -ENOENT);
-	CHECK_CONTAINS(mk_last_error(), "nosuch");
+	CHECK_HAS(mk_last_error(), "nosuch");
 	CHECK_INT(net == NULL, ==, 1);
 
 	CHECK_INT(mk_net_connect("twice", &net, NULL), ==, -EEXIST);
-	CHECK_CONTAINS(mk_last_error(), "twice");
+	CHECK_HAS(mk_last_error(), "twice");
 
 	CHECK_INT(mk_net_connect(NULL, &net, NULL), ==, -EINVAL);
 	CHECK_INT(mk_net_connect("svc", NULL, NULL), ==, -EINVAL);
 
 	/* @FD that is not open. */
 	CHECK_INT(mk_net_connect("closed", &net, NULL), ==, -EBADF);
-	CHECK_CONTAINS(mk_last_error(), "closed");
+	CHECK_HAS(mk_last_error(), "closed");
 
 	/* @FD that is open but not a TAP. */
 	if (pipe(pipefd) == 0) {
 		if (dup2(pipefd[0], 900) == 900) {
 			CHECK_INT(mk_net_connect("notatap", &net, NULL), ==, -EINVAL);
-			CHECK_CONTAINS(mk_last_error(), "notatap");
+			CHECK_HAS(mk_last_error(), "notatap");
 			close(900);
 		}
 		close(pipefd[0]);
@@ -405,7 +330,7 @@ START_TEST(connect_errors)
 	                                   "--net:notatap=@900",    NULL};
 	close(901);
 	int r = run_args(main_connect_errors, NULL, args);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(r, 0);
 }
 END_TEST
@@ -414,7 +339,7 @@ static int main_connect_nothing(int argc, char **argv, void *arg)
 {
 	mk_net *net = NULL;
 	CHECK_INT(mk_net_connect("svc", &net, NULL), ==, -ENOENT);
-	CHECK_CONTAINS(mk_last_error(), "svc");
+	CHECK_HAS(mk_last_error(), "svc");
 	return 0;
 }
 
@@ -422,7 +347,7 @@ START_TEST(connect_without_devices)
 {
 	static const char *const args[] = {"svc", NULL};
 	int r = run_args(main_connect_nothing, NULL, args);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(r, 0);
 }
 END_TEST
@@ -481,9 +406,5 @@ static void skip_without_backend(void)
 int main(void)
 {
 	skip_without_backend();
-	SRunner *sr = srunner_create(args_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failures = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return mkt_run_suite(args_suite(), false);
 }

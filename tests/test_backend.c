@@ -160,9 +160,5 @@ int main(void)
 	tcase_add_test(tc, bad_setting);
 	suite_add_tcase(s, tc);
 
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return mkt_run_suite(s, false);
 }

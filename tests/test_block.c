@@ -6,9 +6,9 @@
  * =epoll), so the epoll fallback does every scheduled read, write and flush here too.
  *
  * Files live in a directory made by main() under $TMPDIR (or /tmp) and removed at the end.
- * Checks made inside tasks record their first failure in (failed) instead of calling ck_assert:
+ * Checks made inside tasks record their first failure in (mkt_failed) instead of calling ck_assert:
  * Check's assertions longjmp in CK_FORK=no mode, and a longjmp from a task stack to the test's
- * stack is undefined. Every test asserts (failed) is empty once mk_run has returned. */
+ * stack is undefined. Every test asserts (mkt_failed) is empty once mk_run has returned. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,39 +32,7 @@
 #include "mkhost.h"
 #include "testlib.h"
 
-static char failed[512];
-
-static void failf(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void failf(int line, const char *fmt, ...)
-{
-	if (failed[0])
-		return;
-	int n = snprintf(failed, sizeof(failed), "line %d: ", line);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(failed + n, sizeof(failed) - (size_t)n, fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			failf(__LINE__, "%s", #c);                                                 \
-	} while (0)
-#define CHECK_INT(a, op, b)                                                                        \
-	do {                                                                                       \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                \
-		if (!(a_ op b_))                                                                   \
-			failf(__LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);            \
-	} while (0)
-#define CHECK_HAS(text, part)                                                                      \
-	do {                                                                                       \
-		const char *t_ = (text);                                                           \
-		if (t_ == NULL || strstr(t_, part) == NULL)                                        \
-			failf(__LINE__, "'%s' does not contain '%s'", t_ ? t_ : "(null)", part);   \
-	} while (0)
-
-#define ASSERT_NO_FAILURE() ck_assert_msg(failed[0] == '\0', "%s", failed)
+#define ASSERT_NO_FAILURE() ck_assert_msg(mkt_failed[0] == '\0', "%s", mkt_failed)
 
 /* ---------------------------------------------------------------------------------------- */
 /*  Files and their contents                                                                 */
@@ -182,7 +150,7 @@ static int run_disk(mk_main_fn fn, void *arg, const char *path, unsigned sector)
 
 	snprintf(dev, sizeof(dev), "--block:disk=%s", path);
 	snprintf(size, sizeof(size), "--block-sector-size:disk=%u", sector);
-	failed[0] = '\0';
+	mkt_failed[0] = '\0';
 	if (sector == 0)
 		return mkt_run(fn, arg, dev, NULL);
 	return mkt_run(fn, arg, dev, size, NULL);
@@ -194,7 +162,7 @@ static mk_block *connect_disk(void)
 	int err = mk_block_connect("disk", &b);
 
 	if (err != 0)
-		failf(__LINE__, "connect: %s: %s", mk_strerror(err), mk_last_error());
+		mkt_failf(__LINE__, "connect: %s: %s", mk_strerror(err), mk_last_error());
 	return b;
 }
 
@@ -340,12 +308,13 @@ static int known_main(int argc, char **argv, void *arg)
 		CHECK_INT(mk_block_atomic_read(b, (uint64_t)s * k->sector, buf, k->sector, 0), ==,
 		          0);
 		if (fnv1a(buf, k->sector) != k->digest[s])
-			failf(__LINE__, "atomic read: sector %d does not match its digest", s);
+			mkt_failf(__LINE__, "atomic read: sector %d does not match its digest", s);
 	}
 	for (int s = 0; s < KNOWN_SECTORS; s++) {
 		CHECK_INT(mk_block_read(b, (uint64_t)s * k->sector, buf, k->sector, 0), ==, 0);
 		if (fnv1a(buf, k->sector) != k->digest[s])
-			failf(__LINE__, "scheduled read: sector %d does not match its digest", s);
+			mkt_failf(__LINE__, "scheduled read: sector %d does not match its digest",
+			          s);
 	}
 	free(buf);
 	return 0;
@@ -440,12 +409,12 @@ static int bad_args_main(int argc, char **argv, void *arg)
 			int r = call(c, cases[i].null_block ? NULL : b, cases[i].dev_off,
 			             cases[i].null_buf ? NULL : buf, cases[i].size, cases[i].off);
 			if (r != -EINVAL)
-				failf(__LINE__, "%s, %s: %d, not -EINVAL", call_name[c],
-				      cases[i].what, r);
+				mkt_failf(__LINE__, "%s, %s: %d, not -EINVAL", call_name[c],
+				          cases[i].what, r);
 			for (size_t j = 0; j < sizeof(buf); j++)
 				if (buf[j] != CANARY) {
-					failf(__LINE__, "%s, %s: the buffer was written",
-					      call_name[c], cases[i].what);
+					mkt_failf(__LINE__, "%s, %s: the buffer was written",
+					          call_name[c], cases[i].what);
 					break;
 				}
 		}
@@ -571,7 +540,7 @@ static void expect_connect(const char *name, int err, const char *says, bool twi
 		argv[argc++] = s;
 	va_end(ap);
 	argv[argc] = NULL;
-	failed[0] = '\0';
+	mkt_failed[0] = '\0';
 	ck_assert_int_eq(mk_run(argc, argv, connect_main, &c), 0);
 	ASSERT_NO_FAILURE();
 }
@@ -644,7 +613,7 @@ START_TEST(connect_same_file_twice)
 {
 	const char *path = make_file(path_of("shared"), 4096, 0, 0);
 
-	failed[0] = '\0';
+	mkt_failed[0] = '\0';
 	ck_assert_int_eq(mkt_run(two_devices_main, NULL, arg_for("--block:a=%s", path),
 	                         arg_for("--block:b=%s", path), NULL),
 	                 0);
@@ -665,7 +634,7 @@ START_TEST(bad_sector_size_argument)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char opt[64];
 		snprintf(opt, sizeof(opt), "--block-sector-size:disk=%s", bad[i]);
-		failed[0] = '\0';
+		mkt_failed[0] = '\0';
 		/* The program never runs: connect_main would fail it. */
 		ck_assert_int_eq(
 		    mkt_run(connect_main, NULL, arg_for("--block:disk=%s", path), opt, NULL),
@@ -735,8 +704,8 @@ static void run_unprivileged(mk_main_fn fn, const char *path)
 			_exit(2);
 		}
 		int r = run_disk(fn, (void *)path, path, 512);
-		if (r != 0 || failed[0] != '\0') {
-			fprintf(stderr, "as nobody: mk_run %d: %s\n", r, failed);
+		if (r != 0 || mkt_failed[0] != '\0') {
+			fprintf(stderr, "as nobody: mk_run %d: %s\n", r, mkt_failed);
 			_exit(1);
 		}
 		_exit(0);
@@ -832,13 +801,13 @@ static intptr_t conc_task(void *arg)
 			r = mk_block_read(c->b, sector * C_SECTOR, buf, sizeof(buf), 0);
 			pattern(want, sizeof(want), t->gen[local], sector);
 			if (r == 0 && memcmp(buf, want, sizeof(buf)) != 0)
-				failf(__LINE__, "task %d: sector %llu is not generation %llu",
-				      t->index, (unsigned long long)sector,
-				      (unsigned long long)t->gen[local]);
+				mkt_failf(__LINE__, "task %d: sector %llu is not generation %llu",
+				          t->index, (unsigned long long)sector,
+				          (unsigned long long)t->gen[local]);
 		}
 		c->inflight--;
 		if (r != 0)
-			failf(__LINE__, "task %d op %d: %s", t->index, k, mk_strerror(r));
+			mkt_failf(__LINE__, "task %d op %d: %s", t->index, k, mk_strerror(r));
 		c->ops++;
 	}
 	return 0;
@@ -1290,10 +1259,7 @@ int main(void)
 		return EXIT_FAILURE;
 	}
 	chmod(dir, 0755); /* the read-only test opens files in it as an unprivileged user */
-	SRunner *sr = srunner_create(block_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failures = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failures = mkt_run_suite(block_suite(), false);
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return failures;
 }

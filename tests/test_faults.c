@@ -98,64 +98,10 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
-
-/* Wait until (ifname) is up and running (a descriptor is attached): frames sent to a TAP before
- * that are dropped silently. 1 when it runs. */
-static int link_ready(const char *ifname, int timeout_ms)
-{
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return 0;
-	for (int waited = 0; waited < timeout_ms; waited++) {
-		struct ifreq ifr;
-		memset(&ifr, 0, sizeof(ifr));
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-		if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 &&
-		    (ifr.ifr_flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING)) {
-			close(s);
-			usleep(20000); /* the queue is activated just after the state is set */
-			return 1;
-		}
-		usleep(1000);
-	}
-	close(s);
-	return 0;
-}
-
 static void tap_new(const char *name)
 {
 	mkt_tap_delete(name);
 	ck_assert_msg(mkt_tap_create(name, 0, 1) == 0, "cannot create TAP %s", name);
-}
-
-/* Create the TAP (name) if needed and attach a descriptor to it (not close-on-exec). */
-static int tun_attach(const char *name)
-{
-	int fd = open("/dev/net/tun", O_RDWR);
-	if (fd < 0)
-		return -errno;
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
 }
 
 static int pk_open(const char *ifname)
@@ -296,7 +242,8 @@ static mk_net *lib_connect(const char *name, const char *ifname)
 	mk_net *net = NULL;
 	int r = mk_net_connect(name, &net, NULL);
 	ck_assert_msg(r == 0, "mk_net_connect(%s) = %s: %s", name, mk_strerror(r), mk_last_error());
-	ck_assert_msg(link_ready(ifname, 3000), "%s is not running after mk_net_connect", ifname);
+	ck_assert_msg(mkt_link_ready(ifname, 3000), "%s is not running after mk_net_connect",
+	              ifname);
 	return net;
 }
 
@@ -571,7 +518,7 @@ static int down_up_main(int argc, char **argv, void *arg)
 		              mk_strerror((int)p.err));
 
 		ck_assert_int_eq(mkt_sh("ip link set dev tdu0 up"), 0);
-		ck_assert(link_ready("tdu0", 3000));
+		ck_assert(mkt_link_ready("tdu0", 3000));
 		uint32_t seq = 10 + (uint32_t)round;
 		ck_assert_int_eq(pk_send(pfd, 60, seq), 0);
 		for (int waited = 0; waited < 1000 && p.frames < 2 + round; waited += 5)
@@ -613,7 +560,7 @@ static int fd_limit_main(int argc, char **argv, void *arg)
 	mk_net *net = NULL;
 
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	int fds = count_fds();
+	int fds = mkt_count_fds();
 	int lowest = dup(0); /* the lowest free descriptor: every one below it is taken */
 	ck_assert_int_ge(lowest, 0);
 	close(lowest);
@@ -633,8 +580,8 @@ static int fd_limit_main(int argc, char **argv, void *arg)
 	ck_assert_ptr_null(net);
 
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
-	ck_assert_msg(count_fds() == fds, "the failed connect left %d descriptors open",
-	              count_fds() - fds);
+	ck_assert_msg(mkt_count_fds() == fds, "the failed connect left %d descriptors open",
+	              mkt_count_fds() - fds);
 	/* Nothing half-done stays behind: the same device connects now. */
 	net = lib_connect("svc", "tfl0");
 	ck_assert_int_eq(lib_write(net, 60, 1), 60);
@@ -795,13 +742,13 @@ START_TEST(sigterm_during_traffic)
 	tap_new("tst0");
 	c.pfd = pk_open("tst0");
 
-	int fds = count_fds();
+	int fds = mkt_count_fds();
 	pid_t sender = term_sender(c.pfd, getpid());
 	ck_assert_int_gt(sender, 0);
 	uint64_t t0 = now_ns();
 	int rc = mkt_run(term_main, &c, "--net:svc=tst0", NULL);
 	uint64_t took = now_ns() - t0;
-	int fds_after = count_fds();
+	int fds_after = mkt_count_fds();
 	kill(sender, SIGKILL);
 	waitpid(sender, NULL, 0);
 
@@ -917,7 +864,7 @@ START_TEST(unprivileged_by_name)
 	char byte;
 	int connected = poll(&p, 1, 5000) == 1 && read(ready[0], &byte, 1) == 1;
 	if (connected) {
-		ck_assert_msg(link_ready("tnb0", 3000), "tnb0 is not running");
+		ck_assert_msg(mkt_link_ready("tnb0", 3000), "tnb0 is not running");
 		for (uint32_t k = 0; k < 3; k++)
 			ck_assert_int_eq(pk_send(pfd, 60 + 100 * k, 10 + k), 0);
 		for (uint32_t k = 0; k < 3; k++)
@@ -945,7 +892,7 @@ START_TEST(fd_handoff_exec_ping_serve)
 	int exe = open(prog, O_RDONLY | O_CLOEXEC);
 	ck_assert_msg(exe >= 0, "%s: %s (build the examples)", prog, strerror(errno));
 	mkt_tap_delete("tfx0");
-	int tap = tun_attach("tfx0");
+	int tap = mkt_tun_attach("tfx0", IFF_TAP | IFF_NO_PI);
 	ck_assert_msg(tap >= 0, "cannot create TAP tfx0: %s", strerror(-tap));
 	ck_assert_int_eq(mkt_sh("ip addr add 10.77.0.1/24 dev tfx0 && ip link set dev tfx0 up"), 0);
 	ck_assert_int_eq(pipe(out), 0);
@@ -995,7 +942,7 @@ START_TEST(fd_handoff_exec_ping_serve)
 	text[len] = '\0';
 	ck_assert_msg(strstr(text, "ping-serve: 10.77.0.2") != NULL,
 	              "ping-serve did not start: \"%s\"", text);
-	ck_assert(link_ready("tfx0", 3000));
+	ck_assert(mkt_link_ready("tfx0", 3000));
 	int ping = mkt_sh("ping -n -q -c 3 -i 0.2 -W 2 10.77.0.2 >/dev/null");
 	int st = wait_child(pid, 10000);
 	for (ssize_t n;
@@ -1203,10 +1150,5 @@ int main(void)
 	tcase_add_test(misuse, mac_given_twice);
 	suite_add_tcase(s, misuse);
 
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return mkt_run_suite(s, true);
 }

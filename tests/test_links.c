@@ -993,11 +993,7 @@ int main(int argc, char **argv)
 	tcase_add_test(fault, pcap_fault_orphans);
 	suite_add_tcase(s, fault);
 
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = mkt_run_suite(s, true);
 	mkt_sh("rm -rf %s", scratch);
-	return failed == 0 ? 0 : 1;
+	return failed;
 }

@@ -107,49 +107,6 @@ static void tap_new(const char *name, unsigned mtu, int up)
 	ck_assert_msg(mkt_tap_create(name, mtu, up) == 0, "cannot create TAP %s", name);
 }
 
-/* Attach to the TUN/TAP interface (name), creating it if needed, with TUNSETIFF (flags);
- * the descriptor, or -errno. */
-static int tun_attach(const char *name, short flags)
-{
-	int fd = open("/dev/net/tun", O_RDWR);
-	if (fd < 0)
-		return -errno;
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = flags;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-/* Wait until (ifname) runs, that is until a TAP descriptor is attached and the kernel has
- * noticed: frames sent to a TAP before that are dropped silently. 1 when it runs. */
-static int link_ready(const char *ifname, int timeout_ms)
-{
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return 0;
-	for (int waited = 0; waited < timeout_ms; waited++) {
-		struct ifreq ifr;
-		memset(&ifr, 0, sizeof(ifr));
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-		if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 &&
-		    (ifr.ifr_flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING)) {
-			close(s);
-			/* The operational state is set just before the queue is activated. */
-			usleep(20000);
-			return 1;
-		}
-		usleep(1000);
-	}
-	close(s);
-	return 0;
-}
-
 /* The kernel's count of frames the interface dropped on its way to the TAP descriptor (its
  * queue was full); UINT64_MAX if unknown. */
 static uint64_t link_tx_dropped(const char *ifname)
@@ -403,7 +360,8 @@ static mk_net *lib_connect(const char *name, const char *ifname, struct mk_net_c
 	int r = mk_net_connect(name, &net, cfg);
 	ck_assert_msg(r == 0, "mk_net_connect(%s) = %s: %s", name, mk_strerror(r), mk_last_error());
 	ck_assert_ptr_nonnull(net);
-	ck_assert_msg(link_ready(ifname, 3000), "%s is not running after mk_net_connect", ifname);
+	ck_assert_msg(mkt_link_ready(ifname, 3000), "%s is not running after mk_net_connect",
+	              ifname);
 	return net;
 }
 
@@ -901,7 +859,7 @@ START_TEST(connect_busy)
 {
 	struct conn_case cc = {"svc", -EBUSY, {"svc"}};
 	tap_new("tcb0", 0, 1);
-	int fd = tun_attach("tcb0", IFF_TAP | IFF_NO_PI);
+	int fd = mkt_tun_attach("tcb0", IFF_TAP | IFF_NO_PI);
 	ck_assert_msg(fd >= 0, "cannot attach to tcb0: %s", strerror(-fd));
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tcb0", NULL), 0);
 	close(fd);
@@ -932,7 +890,7 @@ START_TEST(released_at_exit)
 	tap_new("tre0", 0, 1);
 	for (int i = 0; i < 20; i++) {
 		ck_assert_int_eq(mkt_run(parked_main, NULL, "--net:svc=tre0", NULL), 0);
-		int fd = tun_attach("tre0", IFF_TAP | IFF_NO_PI);
+		int fd = mkt_tun_attach("tre0", IFF_TAP | IFF_NO_PI);
 		ck_assert_msg(fd >= 0,
 		              "run %d: the TAP is still attached after mk_run returned: %s", i,
 		              strerror(-fd));
@@ -1072,7 +1030,7 @@ START_TEST(fd_unprivileged)
 	if (pid == 0) {
 		close(ready[0]);
 		close(c.pfd);
-		int fd = tun_attach("tfd0", IFF_TAP | IFF_NO_PI);
+		int fd = mkt_tun_attach("tfd0", IFF_TAP | IFF_NO_PI);
 		if (fd < 0) {
 			fprintf(stderr, "child: cannot attach to tfd0: %s\n", strerror(-fd));
 			_exit(10);
@@ -1097,7 +1055,7 @@ START_TEST(fd_unprivileged)
 	char byte;
 	int connected = poll(&p, 1, 5000) == 1 && read(ready[0], &byte, 1) == 1;
 	if (connected) {
-		ck_assert_msg(link_ready("tfd0", 3000), "tfd0 is not running");
+		ck_assert_msg(mkt_link_ready("tfd0", 3000), "tfd0 is not running");
 		for (uint32_t k = 0; k < 3; k++)
 			pk_send_frame(c.pfd, 60 + 500 * k, 10 + k);
 		for (uint32_t k = 0; k < 3; k++)
@@ -1128,7 +1086,7 @@ START_TEST(fd_bad)
 	ck_assert_int_eq(mkt_run(conn_main, &not_tap, arg, NULL), 0);
 	close(null_fd);
 
-	int tun_fd = tun_attach("tfb0", IFF_TUN | IFF_NO_PI);
+	int tun_fd = mkt_tun_attach("tfb0", IFF_TUN | IFF_NO_PI);
 	ck_assert_msg(tun_fd >= 0, "cannot create TUN tfb0: %s", strerror(-tun_fd));
 	ck_assert_int_eq(mkt_sh("ip link set dev tfb0 up"), 0);
 	snprintf(arg, sizeof(arg), "--net:svc=@%d", tun_fd);
@@ -1259,7 +1217,7 @@ static int refused_main(int argc, char **argv, void *arg)
 	ck_assert_uint_eq(st.tx_drops, 3);
 
 	ck_assert_int_eq(mkt_sh("ip link set dev %s up", c->ifname), 0);
-	ck_assert(link_ready(c->ifname, 3000));
+	ck_assert(mkt_link_ready(c->ifname, 3000));
 	frame_fill(f, 60, 3);
 	ck_assert_int_eq(mk_net_write_bigstring(net, f, 60, 0, 60), 60);
 	expect_pk_frame(c->pfd, 60, 3);
@@ -1813,10 +1771,5 @@ int main(void)
 	tcase_add_test(load, flood_receive);
 	suite_add_tcase(s, load);
 
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return mkt_run_suite(s, true);
 }

@@ -1,8 +1,8 @@
 /* The scheduler: task order, yield, sleep, await, cancel, hooks, stacks, clocks, idling.
  *
- * Checks made inside tasks record their first failure in (failed) instead of calling ck_assert:
+ * Checks made inside tasks record their first failure in (mkt_failed) instead of calling ck_assert:
  * Check's assertions longjmp in CK_FORK=no mode, and a longjmp from a task stack to the test's
- * stack is undefined. Every test asserts (failed) is empty once mk_run has returned. */
+ * stack is undefined. Every test asserts (mkt_failed) is empty once mk_run has returned. */
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
@@ -34,44 +34,11 @@
  * coarse timer fails it), kept loose for loaded two-CPU machines and for Valgrind. */
 #define LATE_NS (RUNNING_ON_VALGRIND ? 1000 * MS : 100 * MS)
 
-static char failed[512];
-
-static void failf(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void failf(int line, const char *fmt, ...)
-{
-	if (failed[0])
-		return;
-	int n = snprintf(failed, sizeof(failed), "line %d: ", line);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(failed + n, sizeof(failed) - (size_t)n, fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			failf(__LINE__, "%s", #c);                                                 \
-	} while (0)
-#define CHECK_INT(a, op, b)                                                                        \
-	do {                                                                                       \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                \
-		if (!(a_ op b_))                                                                   \
-			failf(__LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);            \
-	} while (0)
-#define CHECK_STR(a, b)                                                                            \
-	do {                                                                                       \
-		const char *a_ = (a), *b_ = (b);                                                   \
-		if (!a_ || strcmp(a_, b_) != 0)                                                    \
-			failf(__LINE__, "%s == \"%s\": got %s%s%s", #a, b_, a_ ? "\"" : "",        \
-			      a_ ? a_ : "NULL", a_ ? "\"" : "");                                   \
-	} while (0)
-
 /* Run (fn) as main with no arguments; check it returned (expect) and no CHECK failed. */
 #define RUN(fn, arg, expect)                                                                       \
 	do {                                                                                       \
 		int r_ = mkt_run(fn, arg, NULL);                                                   \
-		ck_assert_msg(!failed[0], "%s", failed);                                           \
+		ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);                                   \
 		ck_assert_int_eq(r_, expect);                                                      \
 	} while (0)
 
@@ -87,7 +54,7 @@ static void trace_add(char c)
 
 static void setup(void)
 {
-	failed[0] = '\0';
+	mkt_failed[0] = '\0';
 	trace[0] = '\0';
 	trace_len = 0;
 }
@@ -225,7 +192,7 @@ START_TEST(run_returns_main_value)
 	RUN(main_value, (void *)(intptr_t)0, 0);
 	RUN(main_value, (void *)(intptr_t)-3, -3);
 	int r = mkt_run(main_argv, NULL, "x", "--y", NULL);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(r, 0);
 }
 END_TEST
@@ -318,19 +285,19 @@ static void check_outside(int line)
 	int flag = 0;
 
 	if (mk_yield() != -EPERM)
-		failf(line, "mk_yield() outside: %d, expected -EPERM", mk_yield());
+		mkt_failf(line, "mk_yield() outside: %d, expected -EPERM", mk_yield());
 	if (mk_sleep(0) != -EPERM || mk_sleep(MS) != -EPERM)
-		failf(line, "mk_sleep outside: %d, expected -EPERM", mk_sleep(MS));
+		mkt_failf(line, "mk_sleep outside: %d, expected -EPERM", mk_sleep(MS));
 	if (mk_task_spawn(&t, "x", never_runs, &flag) != -EPERM)
-		failf(line, "mk_task_spawn outside did not return -EPERM");
+		mkt_failf(line, "mk_task_spawn outside did not return -EPERM");
 	if (mk_hook_add(count_hook, &hook_calls) != NULL)
-		failf(line, "mk_hook_add outside returned a hook");
+		mkt_failf(line, "mk_hook_add outside returned a hook");
 	if (mk_task_self() != NULL)
-		failf(line, "mk_task_self() outside is not NULL");
+		mkt_failf(line, "mk_task_self() outside is not NULL");
 	if (mk_backend_name() != NULL)
-		failf(line, "mk_backend_name() outside is \"%s\"", mk_backend_name());
+		mkt_failf(line, "mk_backend_name() outside is \"%s\"", mk_backend_name());
 	if (mk_net_connect("svc", &n, NULL) != -EPERM)
-		failf(line, "mk_net_connect outside did not return -EPERM");
+		mkt_failf(line, "mk_net_connect outside did not return -EPERM");
 }
 
 static void *thread_outside(void *arg)
@@ -354,10 +321,10 @@ static int main_outside(int argc, char **argv, void *arg)
 START_TEST(calls_outside_a_task)
 {
 	check_outside(__LINE__);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	RUN(main_outside, NULL, 0);
 	check_outside(__LINE__); /* and after mk_run has returned */
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(hook_calls, 0);
 }
 END_TEST
@@ -388,7 +355,7 @@ START_TEST(backend_name)
 	/* The environment overrides the configuration. */
 	cfg.backend = strcmp(env, "epoll") == 0 ? MK_BACKEND_IO_URING : MK_BACKEND_EPOLL;
 	ck_assert_int_eq(mk_run_config(&cfg, 1, argv, main_backend, (void *)env), 0);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 
 	/* Without it, the configuration decides. */
 	char *saved = strdup(env);
@@ -399,7 +366,7 @@ START_TEST(backend_name)
 	int r2 = mk_run_config(&cfg, 1, argv, main_backend, "io_uring");
 	setenv("MKHOST_BACKEND", saved, 1);
 	free(saved);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(r1, 0);
 	ck_assert_msg(r2 == 0 || r2 == -ENOSYS, "mk_run_config(io_uring) = %d", r2);
 }
@@ -421,12 +388,13 @@ static int main_sleep_bounds(int argc, char **argv, void *arg)
 			uint64_t after = mk_clock_monotonic();
 			CHECK_INT(r, ==, 0);
 			if (after < before + ns)
-				failf(__LINE__, "mk_sleep(%llu) woke %llu ns early",
-				      (unsigned long long)ns,
-				      (unsigned long long)(before + ns - after));
+				mkt_failf(__LINE__, "mk_sleep(%llu) woke %llu ns early",
+				          (unsigned long long)ns,
+				          (unsigned long long)(before + ns - after));
 			if (after - before >= ns + LATE_NS)
-				failf(__LINE__, "mk_sleep(%llu) took %llu ns",
-				      (unsigned long long)ns, (unsigned long long)(after - before));
+				mkt_failf(__LINE__, "mk_sleep(%llu) took %llu ns",
+				          (unsigned long long)ns,
+				          (unsigned long long)(after - before));
 		}
 	}
 	return 0;
@@ -474,10 +442,10 @@ static int main_sleepers(int argc, char **argv, void *arg)
 		CHECK_INT(s[i].woke, >=, s[i].deadline);
 		for (int j = 0; j < SLEEPERS; j++)
 			if (s[i].deadline < s[j].deadline && s[i].rank > s[j].rank)
-				failf(__LINE__,
-				      "sleeper %d (%llu ms) woke after sleeper %d (%llu ms)", i,
-				      (unsigned long long)(s[i].ns / MS), j,
-				      (unsigned long long)(s[j].ns / MS));
+				mkt_failf(__LINE__,
+				          "sleeper %d (%llu ms) woke after sleeper %d (%llu ms)", i,
+				          (unsigned long long)(s[i].ns / MS), j,
+				          (unsigned long long)(s[j].ns / MS));
 	}
 	return 0;
 }
@@ -505,8 +473,8 @@ static int main_sleep_among_yielders(int argc, char **argv, void *arg)
 		uint64_t took = elapsed_since(before);
 		CHECK_INT(took, >=, 10 * MS);
 		if (took >= 10 * MS + LATE_NS)
-			failf(__LINE__, "a 10 ms sleep among yielding tasks took %llu ms",
-			      (unsigned long long)(took / MS));
+			mkt_failf(__LINE__, "a 10 ms sleep among yielding tasks took %llu ms",
+			          (unsigned long long)(took / MS));
 	}
 	stop = 1;
 	for (int i = 0; i < 3; i++) {
@@ -575,7 +543,7 @@ static int main_idle(int argc, char **argv, void *arg)
 	unsigned long long cpu = mkt_cpu_ns() - cpu0;
 	CHECK_INT(elapsed_since(t0), >=, 500 * MS);
 	if (cpu >= 50 * MS)
-		failf(__LINE__, "sleeping 500 ms used %llu ms of CPU", cpu / MS);
+		mkt_failf(__LINE__, "sleeping 500 ms used %llu ms of CPU", cpu / MS);
 	return 0;
 }
 
@@ -601,8 +569,8 @@ static int main_busy_idle(int argc, char **argv, void *arg)
 		CHECK_INT(mk_sleep(100 * MS), ==, 0);
 	unsigned long long cpu = mkt_cpu_ns() - cpu0;
 	if (cpu >= 50 * MS)
-		failf(__LINE__, "idle with busy_poll_us = 50000: %llu ms of CPU in 500 ms",
-		      cpu / MS);
+		mkt_failf(__LINE__, "idle with busy_poll_us = 50000: %llu ms of CPU in 500 ms",
+		          cpu / MS);
 	return 0;
 }
 
@@ -611,7 +579,7 @@ START_TEST(busy_poll_adapts)
 	struct mk_config cfg = {.busy_poll_us = 50000};
 	char *argv[] = {"test", NULL};
 	int r = mk_run_config(&cfg, 1, argv, main_busy_idle, NULL);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(r, 0);
 }
 END_TEST
@@ -759,11 +727,11 @@ static int main_cancel_sleeping(int argc, char **argv, void *arg)
 	CHECK_INT(v.sleep2_r, ==, -ECANCELED);
 	CHECK_INT(v.sleep0_r, ==, -ECANCELED);
 	if (v.woke_at - cancelled_at >= LATE_NS)
-		failf(__LINE__, "cancelled sleep ended %llu ms after the cancel",
-		      (unsigned long long)((v.woke_at - cancelled_at) / MS));
+		mkt_failf(__LINE__, "cancelled sleep ended %llu ms after the cancel",
+		          (unsigned long long)((v.woke_at - cancelled_at) / MS));
 	if (v.after_at - v.woke_at >= LATE_NS)
-		failf(__LINE__, "suspending calls after the cancel took %llu ms",
-		      (unsigned long long)((v.after_at - v.woke_at) / MS));
+		mkt_failf(__LINE__, "suspending calls after the cancel took %llu ms",
+		          (unsigned long long)((v.after_at - v.woke_at) / MS));
 	CHECK_INT(elapsed_since(t0), <, SEC);
 	return 0;
 }
@@ -1064,7 +1032,7 @@ static int main_deadlock(int argc, char **argv, void *arg)
 	main_handle = mk_task_self();
 	CHECK_INT(mk_task_spawn(&t, "waits-for-main", await_main, NULL), ==, 0);
 	mk_task_await(t, NULL);
-	failf(__LINE__, "main's await of a task awaiting main returned");
+	mkt_failf(__LINE__, "main's await of a task awaiting main returned");
 	return 0;
 }
 
@@ -1255,8 +1223,8 @@ static long long spawn_many(mk_task_fn fn)
 	for (; spawned < MANY; spawned++) {
 		int r = mk_task_spawn(&t[spawned], NULL, fn, (void *)(intptr_t)spawned);
 		if (r != 0) {
-			failf(__LINE__, "spawning task %ld of %d: %s (vm.max_map_count is %ld)",
-			      spawned, MANY, mk_strerror(r), max_map_count());
+			mkt_failf(__LINE__, "spawning task %ld of %d: %s (vm.max_map_count is %ld)",
+			          spawned, MANY, mk_strerror(r), max_map_count());
 			break;
 		}
 	}
@@ -1347,61 +1315,13 @@ static int run_with_stack(size_t stack_size, unsigned kib)
 START_TEST(stack_sizes)
 {
 	ck_assert_int_eq(run_with_stack(64 * 1024, 48), 0);
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(run_with_stack(64 * 1024 + 1, 48), 0); /* rounded up to pages */
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 	ck_assert_int_eq(run_with_stack(0, 200), 0); /* the default, 256 KiB */
-	ck_assert_msg(!failed[0], "%s", failed);
+	ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);
 }
 END_TEST
-
-/* Run (fn) in a child process whose descriptor (fd) goes to a pipe; collect what it wrote and
- * how it ended. The child is killed by SIGALRM after 20 s. */
-struct captured {
-	int status;
-	char text[16384];
-};
-
-static void run_captured(int fd, int (*fn)(void *), void *arg, struct captured *c)
-{
-	int p[2];
-	size_t len = 0;
-
-	ck_assert_int_eq(pipe(p), 0);
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		struct rlimit no_core = {0, 0};
-		setrlimit(RLIMIT_CORE, &no_core);
-		alarm(20);
-		close(p[0]);
-		dup2(p[1], fd);
-		close(p[1]);
-		int r = fn(arg);
-		fflush(NULL);
-		_exit(r);
-	}
-	close(p[1]);
-	for (;;) {
-		char scratch[4096];
-		char *dst = len < sizeof(c->text) - 1 ? c->text + len : scratch;
-		size_t room =
-		    len < sizeof(c->text) - 1 ? sizeof(c->text) - 1 - len : sizeof(scratch);
-		ssize_t n = read(p[0], dst, room);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (dst != scratch)
-			len += (size_t)n;
-	}
-	c->text[len] = '\0';
-	close(p[0]);
-	while (waitpid(pid, &c->status, 0) < 0)
-		ck_assert_int_eq(errno, EINTR);
-}
 
 struct overflow_case {
 	size_t stack_size;
@@ -1441,8 +1361,8 @@ static int child_overflow(void *arg)
 
 static void check_overflow_caught(const struct overflow_case *oc)
 {
-	struct captured c;
-	run_captured(STDERR_FILENO, child_overflow, (void *)oc, &c);
+	struct mkt_captured c;
+	mkt_run_captured(STDERR_FILENO, child_overflow, (void *)oc, &c);
 	ck_assert_msg((WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT) ||
 	                  (WIFEXITED(c.status) && WEXITSTATUS(c.status) != 0),
 	              "overflowing task '%s': child %s %d, stderr: %s", oc->name,
@@ -1477,8 +1397,8 @@ START_TEST(stack_size_honoured)
 	/* ... and a large one holds what the default could not (600 KiB rather than more, so that
 	 * AddressSanitizer's larger frames fit too). */
 	struct overflow_case big = {.stack_size = 1024 * 1024, .name = "big", .kib = 600};
-	struct captured c;
-	run_captured(STDERR_FILENO, child_overflow, &big, &c);
+	struct mkt_captured c;
+	mkt_run_captured(STDERR_FILENO, child_overflow, &big, &c);
 	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0,
 	              "600 KiB on a 1 MiB stack: status 0x%x, stderr: %s", c.status, c.text);
 }
@@ -1554,9 +1474,5 @@ static void skip_without_backend(void)
 int main(void)
 {
 	skip_without_backend();
-	SRunner *sr = srunner_create(sched_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failures = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return mkt_run_suite(sched_suite(), false);
 }

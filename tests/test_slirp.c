@@ -977,10 +977,6 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, sandbox_refused);
 	suite_add_tcase(s, tc);
 
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	int failed = mkt_run_suite(s, true);
+	return failed;
 }

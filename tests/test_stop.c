@@ -15,18 +15,6 @@
 
 #define MS 1000000ull
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
-
 struct stop_state {
 	int sleep_result;
 	int worker_result;
@@ -58,7 +46,7 @@ static int sleeper_main(int argc, char **argv, void *arg)
 static void stop_with(int sig)
 {
 	struct stop_state st = {0};
-	int before = count_fds();
+	int before = mkt_count_fds();
 	uint64_t t0 = mk_clock_monotonic();
 	char *argv[] = {"test", NULL};
 	int rc;
@@ -70,7 +58,7 @@ static void stop_with(int sig)
 	ck_assert_int_eq(st.worker_result, -ECANCELED);
 	ck_assert_int_eq(st.worker_ended, 1);
 	ck_assert_uint_lt(mk_clock_monotonic() - t0, 5000 * MS);
-	ck_assert_int_eq(count_fds(), before); /* ring, eventfd, epoll: all closed */
+	ck_assert_int_eq(mkt_count_fds(), before); /* ring, eventfd, epoll: all closed */
 }
 
 START_TEST(sigterm_stops_cleanly)
@@ -209,9 +197,5 @@ int main(void)
 	tcase_add_test(tc, second_signal_kills);
 	suite_add_tcase(s, tc);
 
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return mkt_run_suite(s, false);
 }

@@ -1,6 +1,11 @@
 #include "testlib.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <stdbool.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -10,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -98,6 +104,60 @@ int mkt_run(mk_main_fn main, void *arg, ...)
 	return mk_run(argc, argv, main, arg);
 }
 
+int mkt_tun_attach(const char *name, short flags)
+{
+	struct ifreq ifr;
+	int fd = open("/dev/net/tun", O_RDWR);
+
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = flags;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int mkt_link_ready(const char *ifname, int timeout_ms)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return 0;
+	for (int waited = 0; waited < timeout_ms; waited++) {
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+		if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 &&
+		    (ifr.ifr_flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING)) {
+			close(s);
+			usleep(
+			    20000); /* the operational state is set just before the queue starts */
+			return 1;
+		}
+		usleep(1000);
+	}
+	close(s);
+	return 0;
+}
+
+int mkt_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
 unsigned long long mkt_cpu_ns(void)
 {
 	struct rusage ru;
@@ -135,4 +195,73 @@ void mkt_drop_privileges(void)
 	if (f != NULL)
 		fclose(f);
 	fprintf(stderr, "running as uid %d, no capabilities\n", (int)geteuid());
+}
+
+char mkt_failed[512];
+
+void mkt_failf(int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (mkt_failed[0])
+		return;
+	n = snprintf(mkt_failed, sizeof(mkt_failed), "line %d: ", line);
+	va_start(ap, fmt);
+	vsnprintf(mkt_failed + n, sizeof(mkt_failed) - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+void mkt_run_captured(int fd, int (*fn)(void *), void *arg, struct mkt_captured *c)
+{
+	int p[2];
+	size_t len = 0;
+
+	ck_assert_int_eq(pipe(p), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core);
+		alarm(20);
+		close(p[0]);
+		dup2(p[1], fd);
+		close(p[1]);
+		int r = fn(arg);
+		fflush(NULL);
+		_exit(r);
+	}
+	close(p[1]);
+	for (;;) {
+		char scratch[4096];
+		bool keep = len < sizeof(c->text) - 1;
+		char *dst = keep ? c->text + len : scratch;
+		size_t room = keep ? sizeof(c->text) - 1 - len : sizeof(scratch);
+		ssize_t n = read(p[0], dst, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (keep)
+			len += (size_t)n;
+	}
+	c->text[len] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &c->status, 0) < 0)
+		ck_assert_int_eq(errno, EINTR);
+}
+
+int mkt_run_suite(Suite *s, bool fork_always)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	if (fork_always)
+		srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
 }

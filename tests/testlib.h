@@ -3,6 +3,10 @@
 #define MKHOST_TESTLIB_H
 
 #include <stddef.h>
+#include <check.h>
+#include <stdbool.h>
+#include <string.h>
+
 #include "mkhost.h"
 
 #define MKT_SKIP 77 /* meson's exit code for a skipped test */
@@ -31,7 +35,66 @@ int mkt_run(mk_main_fn main, void *arg, ...);
  * check that no capability is left (exit 1 otherwise). */
 void mkt_drop_privileges(void);
 
+/* Attach a descriptor to the TUN/TAP interface (name) with TUNSETIFF (flags), as another program
+ * would (it creates the interface if it is missing); the descriptor, or -errno. */
+int mkt_tun_attach(const char *name, short flags);
+
+/* Wait up to (timeout_ms) until (ifname) runs, that is until a TAP descriptor is attached and the
+ * kernel has noticed: frames sent to a TAP before that are dropped silently. 1 when it runs. */
+int mkt_link_ready(const char *ifname, int timeout_ms);
+
+/* How many descriptors this process has open (entries of /proc/self/fd), or -1. */
+int mkt_count_fds(void);
+
 /* CPU time (user + system) of this process, in nanoseconds. */
 unsigned long long mkt_cpu_ns(void);
+
+/* ---- checks inside tasks ----------------------------------------------------------------- */
+/* A test's main runs as a task; these record the first failure in mkt_failed instead of
+ * leaving the task, and the test asserts on it once mk_run has returned. */
+extern char mkt_failed[512];
+void mkt_failf(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c))                                                                          \
+			mkt_failf(__LINE__, "%s", #c);                                             \
+	} while (0)
+#define CHECK_INT(a, op, b)                                                                        \
+	do {                                                                                       \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                \
+		if (!(a_ op b_))                                                                   \
+			mkt_failf(__LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);        \
+	} while (0)
+#define CHECK_STR(a, b)                                                                            \
+	do {                                                                                       \
+		const char *a_ = (a), *b_ = (b);                                                   \
+		if (!a_ || strcmp(a_, b_) != 0)                                                    \
+			mkt_failf(__LINE__, "%s == \"%s\": got %s%s%s", #a, b_, a_ ? "\"" : "",    \
+			          a_ ? a_ : "NULL", a_ ? "\"" : "");                               \
+	} while (0)
+#define CHECK_HAS(text, part)                                                                      \
+	do {                                                                                       \
+		const char *t_ = (text), *p_ = (part);                                             \
+		if (t_ == NULL || strstr(t_, p_) == NULL)                                          \
+			mkt_failf(__LINE__, "%s does not mention \"%s\": \"%s\"", #text, p_,       \
+			          t_ ? t_ : "(null)");                                             \
+	} while (0)
+
+/* ---- child processes --------------------------------------------------------------------- */
+
+struct mkt_captured {
+	int status;       /* as waitpid gives it */
+	char text[16384]; /* what the child wrote on the descriptor, cut at that size */
+};
+
+/* Run fn(arg) in a child process whose descriptor (fd) goes to a pipe; collect what it wrote
+ * and how it ended. The child writes no core file and is killed by SIGALRM after 20 s. */
+void mkt_run_captured(int fd, int (*fn)(void *), void *arg, struct mkt_captured *c);
+
+/* Run every test of (s), with the output CK_VERBOSITY asks for, and return the exit status for
+ * main: 0 when all passed. (fork_always): each test in a process of its own even when CK_FORK=no
+ * asks otherwise, for suites whose tests cannot share one. */
+int mkt_run_suite(Suite *s, bool fork_always);
 
 #endif
