@@ -118,3 +118,15 @@ put('frame', 'mtu9000', mtu(9000) + bytes([0, 0x46, 0x50, 0x02, 2]) + bytes([4, 
 put('frame', 'wrap', mtu(1500) + bytes([0, 0x0f, 0xff, 0x62, 1, 0xff, 7, 0, 0]) + bytes([2, 0x0f, 0xff, 0x62, 4, 0, 1, 0]))
 put('frame', 'null', mtu(1500) + bytes([5, 0, 64, 0x10]) + bytes([0, 0x05, 0xf0, 0x00]) + bytes([4, 0, 64, 0x01]))
 put('frame', 'drops', mtu(100) + bytes([0, 0, 200, 0x02, 0, 5, 1, 9, 1, 0, 2, 3, 0x00, 0x30]))
+
+# ---- pcap: a limit byte (bit 0: limit the file size to 64 x the next byte), that byte, then
+# frames as two length bytes and the frame (see fuzz_pcap.c) ---------------------------------
+def frames(*fs):
+    return b''.join(struct.pack('!H', len(f)) + f for f in fs)
+ETH = bytes.fromhex('ffffffffffff020000000001') + b'\x88\xb5'
+put('pcap', 'empty', b'\0\0')
+put('pcap', 'one-60', b'\0\0' + frames(ETH + bytes(46)))
+put('pcap', 'three', b'\0\0' + frames(ETH + bytes(46), ETH + bytes(1500), ETH))
+put('pcap', 'zero-len', b'\0\0' + frames(b'', ETH))
+put('pcap', 'limit-mid', b'\1\3' + frames(*[ETH + bytes(46)] * 5))
+put('pcap', 'limit-header', b'\1\0' + frames(ETH))
