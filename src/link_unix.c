@@ -161,26 +161,32 @@ static void peer_gone(struct ulink *u)
 		attach(u); /* on failure, the next write or read tries again */
 }
 
+/* A connection to the peer, made or taken now if there is none: true when there is one. */
+static bool connected(struct ulink *u)
+{
+	if (u->conn < 0) {
+		if (u->lsock >= 0)
+			accept_pending(u);
+		else
+			attach(u);
+	}
+	return u->conn >= 0;
+}
+
 static ssize_t unix_read(mk_net *n, uint8_t *dst, size_t cap)
 {
 	struct ulink *u = n->link_state;
 
 	for (int round = 0; round < 4; round++) {
-		if (u->conn < 0) {
-			if (u->lsock >= 0)
-				accept_pending(u);
-			else
-				attach(u);
-			if (u->conn < 0)
-				return -EAGAIN;
-		}
+		if (!connected(u))
+			return -EAGAIN;
 		ssize_t r = recv(u->conn, dst, cap, MSG_DONTWAIT | MSG_TRUNC);
 		if (r > 0)
 			return (size_t)r > cap ? 0 : r; /* too long: dropped, net.c counts it */
 		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			/* a third end knocking would keep the poll firing: take it and drop it */
 			if (u->lsock >= 0)
-				accept_pending(
-				    u); /* a third end, which would keep the poll firing */
+				accept_pending(u);
 			return -EAGAIN;
 		}
 		peer_gone(u); /* end-of-file or reset */
@@ -193,14 +199,8 @@ static ssize_t unix_write(mk_net *n, const uint8_t *frame, size_t len)
 	struct ulink *u = n->link_state;
 
 	for (int tries = 0; tries < 2; tries++) {
-		if (u->conn < 0) {
-			if (u->lsock >= 0)
-				accept_pending(u);
-			else
-				attach(u);
-			if (u->conn < 0)
-				return -ENOTCONN;
-		}
+		if (!connected(u))
+			return -ENOTCONN;
 		ssize_t r = send(u->conn, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r >= 0)
 			return r;

@@ -278,20 +278,6 @@ static int no_capabilities(void)
 	return none;
 }
 
-/* Wait up to (timeout_ms) for (pid); kill it if it is still running. Its wait status. */
-static int wait_child(pid_t pid, int timeout_ms)
-{
-	int st = 0;
-	for (int waited = 0; waited < timeout_ms; waited += 10) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return st;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return st;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /*  A TAP deleted while tasks read from it and write to it                                  */
 /* ---------------------------------------------------------------------------------------- */
@@ -870,7 +856,7 @@ START_TEST(unprivileged_by_name)
 		for (uint32_t k = 0; k < 3; k++)
 			ck_assert_int_eq(pk_recv_seq(pfd, 3000), 20 + k);
 	}
-	int st = wait_child(pid, 10000);
+	int st = mkt_wait_child(pid, 10000);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	              "the child running as nobody failed: exit %d, signal %d (see stderr)",
 	              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
@@ -944,7 +930,7 @@ START_TEST(fd_handoff_exec_ping_serve)
 	              "ping-serve did not start: \"%s\"", text);
 	ck_assert(mkt_link_ready("tfx0", 3000));
 	int ping = mkt_sh("ping -n -q -c 3 -i 0.2 -W 2 10.77.0.2 >/dev/null");
-	int st = wait_child(pid, 10000);
+	int st = mkt_wait_child(pid, 10000);
 	for (ssize_t n;
 	     len < sizeof(text) - 1 && (n = read(out[0], text + len, sizeof(text) - 1 - len)) > 0;)
 		len += (size_t)n;

@@ -240,20 +240,6 @@ static void *shared_alloc(size_t size)
 	return p;
 }
 
-/* Wait for the child (pid) for up to (timeout_ms), then kill it; its wait status. */
-static int child_wait(pid_t pid, int timeout_ms)
-{
-	int st = 0;
-	for (int waited = 0; waited < timeout_ms; waited += 10) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return st;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return st;
-}
-
 /* Run fn(arg) in a child process: the packet-socket side of the tests that need one running
  * alongside mk_run. Not a thread: valgrind holds its lock while a thread waits in
  * io_uring_enter, so a thread would stall whenever the scheduler sleeps. (fn) makes no
@@ -271,7 +257,7 @@ static pid_t side_start(void *(*fn)(void *), void *arg)
 
 static void side_wait(pid_t pid)
 {
-	int st = child_wait(pid, 60000);
+	int st = mkt_wait_child(pid, 60000);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the packet-socket side failed: %d",
 	              st);
 }
@@ -1061,7 +1047,7 @@ START_TEST(fd_unprivileged)
 		for (uint32_t k = 0; k < 3; k++)
 			expect_pk_frame(c.pfd, 100 + 700 * k, 20 + k);
 	}
-	int st = child_wait(pid, 10000);
+	int st = mkt_wait_child(pid, 10000);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	              "the unprivileged child failed: status %d (exit %d, signal %d; see stderr)",
 	              st, WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);

@@ -10,6 +10,7 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,20 @@ int mkt_link_ready(const char *ifname, int timeout_ms)
 	}
 	close(s);
 	return 0;
+}
+
+int mkt_wait_child(pid_t pid, int timeout_ms)
+{
+	int st = 0;
+
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return st;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return st;
 }
 
 int mkt_count_fds(void)

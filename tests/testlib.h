@@ -3,6 +3,7 @@
 #define MKHOST_TESTLIB_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <check.h>
 #include <stdbool.h>
 #include <string.h>
@@ -42,6 +43,9 @@ int mkt_tun_attach(const char *name, short flags);
 /* Wait up to (timeout_ms) until (ifname) runs, that is until a TAP descriptor is attached and the
  * kernel has noticed: frames sent to a TAP before that are dropped silently. 1 when it runs. */
 int mkt_link_ready(const char *ifname, int timeout_ms);
+
+/* Wait up to (timeout_ms) for the child (pid), then kill it; its wait status. */
+int mkt_wait_child(pid_t pid, int timeout_ms);
 
 /* How many descriptors this process has open (entries of /proc/self/fd), or -1. */
 int mkt_count_fds(void);
