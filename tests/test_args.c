@@ -387,24 +387,8 @@ static Suite *args_suite(void)
 	return s;
 }
 
-static int probe_main(int argc, char **argv, void *arg)
-{
-	return 0;
-}
-
-/* Skip, rather than fail every test, where the backend the environment asks for is missing. */
-static void skip_without_backend(void)
-{
-	char *argv[] = {"probe", NULL};
-	if (mk_run(1, argv, probe_main, NULL) == -ENOSYS) {
-		fprintf(stderr, "SKIP: MKHOST_BACKEND=%s is unavailable on this system\n",
-		        getenv("MKHOST_BACKEND"));
-		exit(MKT_SKIP);
-	}
-}
-
 int main(void)
 {
-	skip_without_backend();
+	mkt_skip_without_backend();
 	return mkt_run_suite(args_suite(), false);
 }

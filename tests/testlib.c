@@ -280,3 +280,20 @@ int mkt_run_suite(Suite *s, bool fork_always)
 	srunner_free(sr);
 	return failed == 0 ? 0 : 1;
 }
+
+static int probe_main(int argc, char **argv, void *arg)
+{
+	(void)argc, (void)argv, (void)arg;
+	return 0;
+}
+
+void mkt_skip_without_backend(void)
+{
+	char *argv[] = {"probe", NULL};
+
+	if (mk_run(1, argv, probe_main, NULL) == -ENOSYS) {
+		fprintf(stderr, "SKIP: MKHOST_BACKEND=%s is unavailable on this system\n",
+		        getenv("MKHOST_BACKEND"));
+		exit(MKT_SKIP);
+	}
+}

@@ -96,6 +96,10 @@ struct mkt_captured {
  * and how it ended. The child writes no core file and is killed by SIGALRM after 20 s. */
 void mkt_run_captured(int fd, int (*fn)(void *), void *arg, struct mkt_captured *c);
 
+/* Exit with MKT_SKIP and a reason where the backend MKHOST_BACKEND asks for is unavailable, so
+ * that a suite skips rather than fails every test. */
+void mkt_skip_without_backend(void);
+
 /* Run every test of (s), with the output CK_VERBOSITY asks for, and return the exit status for
  * main: 0 when all passed. (fork_always): each test in a process of its own even when CK_FORK=no
  * asks otherwise, for suites whose tests cannot share one. */
