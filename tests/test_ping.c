@@ -548,10 +548,8 @@ int main(void)
 	char line[256];
 
 	mkt_enter_netns();
-	if (mkt_sh("command -v ping && command -v arping && command -v timeout >/dev/null") != 0) {
-		fprintf(stderr, "SKIP: needs ping, arping (iputils) and timeout (coreutils)\n");
-		return MKT_SKIP;
-	}
+	if (mkt_sh("command -v ping && command -v arping && command -v timeout >/dev/null") != 0)
+		mkt_skip_missing("needs ping, arping (iputils) and timeout (coreutils)");
 	if (mkt_run(probe, NULL, NULL) == -ENOSYS) {
 		fprintf(stderr, "SKIP: the io_uring backend is not available here\n");
 		return MKT_SKIP;

@@ -950,10 +950,8 @@ static void skip_without_slirp(void)
 
 	if (mkt_run(connect_main, &r, "--net:net=slirp", (char *)NULL) != 0 || r.err == 0)
 		return;
-	if (r.err == -ENOTSUP) {
-		fprintf(stderr, "SKIP: %s\n", r.error);
-		exit(MKT_SKIP);
-	}
+	if (r.err == -ENOTSUP)
+		mkt_skip_missing("%s", r.error);
 	fprintf(stderr, "--net:net=slirp does not connect: %s\n", r.error);
 	exit(1);
 }

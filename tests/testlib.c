@@ -22,6 +22,22 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+void mkt_skip_missing(const char *fmt, ...)
+{
+	const char *ci = getenv("CI");
+	bool fail = ci != NULL && strcmp(ci, "true") == 0;
+	va_list ap;
+
+	fprintf(stderr, "%s: ", fail ? "FAIL" : "SKIP");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (fail)
+		fprintf(stderr, " (CI=true: scripts/deps installs it, so this skip is a failure)");
+	fputc('\n', stderr);
+	exit(fail ? 1 : MKT_SKIP);
+}
+
 void mkt_enter_netns(void)
 {
 	if (geteuid() != 0) {
@@ -36,10 +52,8 @@ void mkt_enter_netns(void)
 		fprintf(stderr, "SKIP: unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		exit(MKT_SKIP);
 	}
-	if (mkt_sh("ip link set lo up") != 0) {
-		fprintf(stderr, "SKIP: 'ip' from iproute2 is needed\n");
-		exit(MKT_SKIP);
-	}
+	if (mkt_sh("ip link set lo up") != 0)
+		mkt_skip_missing("'ip' from iproute2 is needed");
 }
 
 int mkt_sh(const char *fmt, ...)

@@ -12,6 +12,12 @@
 
 #define MKT_SKIP 77 /* meson's exit code for a skipped test */
 
+/* Skip the suite (exit MKT_SKIP) with the reason (fmt) on stderr, because something that
+ * scripts/deps installs is missing: a package, a program or an optional library mkhost was built
+ * without. Under CI=true such a skip is a failure instead (exit 1), so that a missing install
+ * step cannot hide behind a green run. */
+void mkt_skip_missing(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 /* Enter a private network namespace with loopback up, for the tests that need TAP interfaces.
  * Exits with MKT_SKIP and a reason on stderr when not root or when /dev/net/tun is missing. */
 void mkt_enter_netns(void);
