@@ -80,7 +80,8 @@ struct mk_config {
  *   --net:NAME=hub:LAN[,mtu=N]    a port of an in-process switch joining the devices on LAN
  *   --net-pcap:NAME=FILE       record every frame received and sent in FILE (pcap)
  *   --net-fault:NAME=SPEC      inject faults both ways: drop=P,dup=P,corrupt=P,reorder=P,
- *                              delay=MS,seed=S (P as 0.1 or 10%); a bad SPEC is -EINVAL
+ *                              delay=MS,seed=S (P as 0.1 or 10%; each field once, numbers
+ *                              in plain decimal); a bad SPEC is -EINVAL
  *   --net-mac:NAME=MAC         the MAC address the device reports (default: random, locally
  *                              administered, unicast)
  * They are removed from argv before (main) sees it. Arguments after a "--" are left alone (the

@@ -926,6 +926,39 @@ static const struct {
     {"--net-fault:a=color=red", "unknown field 'color'"},
     {"--net-fault:a=drop", "'drop' has no value"},
     {"--net-fault:a=drop=0.1,drop", "'drop' has no value"},
+    /* A field twice: which one would count? */
+    {"--net-fault:a=drop=0.1,drop=0.2", "drop is given twice; give each field once"},
+    {"--net-fault:a=dup=1%,corrupt=0,dup=1%", "dup is given twice"},
+    {"--net-fault:a=corrupt=0,corrupt=0", "corrupt is given twice"},
+    {"--net-fault:a=reorder=0.5,seed=1,reorder=0.5", "reorder is given twice"},
+    {"--net-fault:a=delay=1,delay=2", "delay is given twice"},
+    {"--net-fault:a=seed=1,drop=0,seed=2", "seed is given twice"},
+    /* Numbers in any form but plain decimal (strtod and strtoull took most of these). */
+    {"--net-fault:a=drop=0x1", "drop='0x1' is not a probability"},
+    {"--net-fault:a=dup=0x0.8p0", "dup='0x0.8p0' is not a probability"},
+    {"--net-fault:a=drop=inf", "drop='inf' is not a probability"},
+    {"--net-fault:a=drop=nan", "drop='nan' is not a probability"},
+    {"--net-fault:a=corrupt=NAN%", "corrupt='NAN%' is not a probability"},
+    {"--net-fault:a=drop=1e-1", "drop='1e-1' is not a probability"},
+    {"--net-fault:a=drop=0.1x", "drop='0.1x' is not a probability"},
+    {"--net-fault:a=drop= 0.1", "drop=' 0.1' is not a probability"},
+    {"--net-fault:a=drop=+0.1", "drop='+0.1' is not a probability"},
+    {"--net-fault:a=drop=0.1.2", "drop='0.1.2' is not a probability"},
+    {"--net-fault:a=drop=.", "drop='.' is not a probability"},
+    {"--net-fault:a=drop=%", "drop='%' is not a probability"},
+    {"--net-fault:a=drop=10%%", "drop='10%%' is not a probability"},
+    {"--net-fault:a=reorder=100.1%", "reorder='100.1%' is not a probability"},
+    {"--net-fault:a=dup=1.0001", "dup='1.0001' is not a probability"},
+    {"--net-fault:a=delay=0x10", "delay='0x10' must be a whole number (decimal)"},
+    {"--net-fault:a=delay=010x", "delay='010x' must be a whole number (decimal)"},
+    {"--net-fault:a=delay=1.5", "delay='1.5' must be a whole number (decimal)"},
+    {"--net-fault:a=delay=+1", "delay='+1' must be a whole number (decimal)"},
+    {"--net-fault:a=delay=3600001", "delay='3600001' must be a whole number (decimal) from 0 "
+                                    "to 3600000"},
+    {"--net-fault:a=delay=99999999999999999999999", "delay='99999999999999999999999' must"},
+    {"--net-fault:a=seed=18446744073709551616", "seed='18446744073709551616' must be"},
+    {"--net-fault:a=seed=0x2a", "seed='0x2a' must be a whole number (decimal)"},
+    {"--net-fault:a=seed=", "seed='' must be a whole number (decimal)"},
 };
 
 static int never_main(int argc, char **argv, void *arg)
@@ -939,6 +972,21 @@ START_TEST(fault_bad_spec)
 	ck_assert_int_eq(rc, -EINVAL);
 	ck_assert_msg(strstr(mk_last_error(), bad_specs[_i].says) != NULL, "'%s' says: %s",
 	              bad_specs[_i].arg, mk_last_error());
+}
+END_TEST
+
+/* Plain decimals in all their forms are still taken, each field once. */
+START_TEST(fault_good_spec)
+{
+	static const char *const good[] = {
+	    "--net-fault:a=drop=0,dup=0.5%,corrupt=1.,reorder=.25,delay=0,seed=0",
+	    "--net-fault:a=drop=100%,seed=18446744073709551615,delay=3600000",
+	    "--net-fault:a=dup=0010%,delay=007",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		int rc = mkt_run(never_main, NULL, "--net:a=hub:x", good[i], (char *)NULL);
+		ck_assert_msg(rc == 99, "'%s' is refused: %s", good[i], mk_last_error());
+	}
 }
 END_TEST
 
@@ -990,6 +1038,7 @@ int main(int argc, char **argv)
 	tcase_add_test(fault, fault_dup_corrupt);
 	tcase_add_test(fault, fault_delay_reorder);
 	tcase_add_loop_test(fault, fault_bad_spec, 0, sizeof(bad_specs) / sizeof(bad_specs[0]));
+	tcase_add_test(fault, fault_good_spec);
 	tcase_add_test(fault, pcap_fault_orphans);
 	suite_add_tcase(s, fault);
 
