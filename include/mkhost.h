@@ -42,7 +42,9 @@ MK_EXPORT const char *mk_strerror(int err);
 
 /* The sentence that explains the last failure of a connect call (or of mk_run's argument parsing)
  * on this thread: it names the device, the cause and the fix. Empty when there is none. The text
- * stays valid until the next failing call. */
+ * stays valid until the next failing call. It is shorter than 1024 bytes: in a longer sentence
+ * the longest words (a path, an echoed argument) are shortened in their middle with "...", so
+ * that the cause and the fix are always there. */
 MK_EXPORT const char *mk_last_error(void);
 
 /* ======================================================================================== */

@@ -990,6 +990,26 @@ START_TEST(fault_good_spec)
 }
 END_TEST
 
+/* A spec of several kilobytes: the sentence keeps the field, the cause and the fix. */
+START_TEST(fault_long_spec)
+{
+	static char arg[4000];
+	int w = snprintf(arg, sizeof(arg), "--net-fault:a=drop=");
+
+	memset(arg + w, '1', 3500);
+	snprintf(arg + w + 3500, sizeof(arg) - (size_t)w - 3500, "x");
+	ck_assert_int_eq(mkt_run(never_main, NULL, "--net:a=hub:x", arg, (char *)NULL), -EINVAL);
+	const char *e = mk_last_error();
+	ck_assert_msg(strncmp(e, "'--net-fault:a=drop=1", 21) == 0, "%s", e);
+	ck_assert_msg(strstr(e, "1...1") != NULL, "%s", e);
+	ck_assert_msg(strstr(e, "1x': drop='111") != NULL, "%s", e);
+	ck_assert_msg(strstr(e, "1x' is not a probability; write a decimal number from 0 to 1 or a "
+	                        "percentage, e.g. drop=0.1 or drop=10%") != NULL,
+	              "%s", e);
+	ck_assert_uint_lt(strlen(e), 1024);
+}
+END_TEST
+
 START_TEST(pcap_fault_orphans)
 {
 	ck_assert_int_eq(mkt_run(never_main, NULL, "--net-pcap:x=/dev/null", (char *)NULL),
@@ -1039,6 +1059,7 @@ int main(int argc, char **argv)
 	tcase_add_test(fault, fault_delay_reorder);
 	tcase_add_loop_test(fault, fault_bad_spec, 0, sizeof(bad_specs) / sizeof(bad_specs[0]));
 	tcase_add_test(fault, fault_good_spec);
+	tcase_add_test(fault, fault_long_spec);
 	tcase_add_test(fault, pcap_fault_orphans);
 	suite_add_tcase(s, fault);
 
