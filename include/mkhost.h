@@ -230,8 +230,11 @@ struct mk_net_stats {
  * Does not suspend (it may sleep the thread up to ~200 ms while the kernel still holds the TAP
  * for a process that just exited).
  * Returns 0, or one of these, with a sentence in mk_last_error():
- *   -EINVAL   (name) or (out) is NULL, or the interface is not a TAP;
+ *   -EINVAL   (name) or (out) is NULL, or the interface is not a TAP; or its --net-pcap file
+ *             exists but is not a regular file (FIFO, device, directory), or is also the
+ *             file of a block device or of another device's capture (nothing is emptied);
  *   -ENOENT   (name) was not given on the command line;
+ *   -ENOTDIR  the directory of its --net-pcap file does not exist (or is not a directory);
  *   -EEXIST   (name) was given more than once on the command line;
  *   -EALREADY (name) is already connected;
  *   -ENODEV   the interface does not exist;
@@ -240,7 +243,9 @@ struct mk_net_stats {
  *   -EBADF    the @FD descriptor is not open;
  *   -EBUSY    the interface is attached by another process;
  *   -ENOTSUP  --net:NAME=slirp in a build without libslirp;
- *   -EMFILE / -ENFILE / -ENOMEM  out of resources. */
+ *   -EMFILE / -ENFILE / -ENOMEM  out of resources;
+ *   other open(2) and write(2) errors of the --net-pcap file as they come (-EACCES, -EROFS,
+ *             -ENOSPC, ...), the sentence naming the file. */
 MK_EXPORT int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg);
 
 /* Read exactly one frame, Ethernet header included, into buf[off, off + len). (buf) is a buffer of
