@@ -128,6 +128,12 @@ static int open_error(mk_net *n, const char *file, int err)
 		    n->name, file, n->name);
 	if (err == -ENXIO) /* O_NONBLOCK on a FIFO with no reader, swapped in after the check */
 		return not_regular(n, file, S_IFIFO);
+	if (err == -EACCES || err == -EPERM || err == -EROFS)
+		return mk__fail(
+		    err,
+		    "net device '%s': cannot create the capture file '%s': %s; give "
+		    "--net-pcap:%s= a file you may write, in a directory you may write to",
+		    n->name, file, strerror(-err), n->name);
 	return mk__fail(err, "net device '%s': cannot create the capture file '%s': %s", n->name,
 	                file, strerror(-err));
 }

@@ -907,6 +907,13 @@ START_TEST(pcap_missing_directory)
 	               "--net-pcap:a= a file in an existing directory");
 	expect_refused(r, -ENOTDIR, "...");
 	ck_assert_uint_lt(strlen(r.error), 1024);
+
+	/* A directory that may not be written: the code as it comes, and what to do. */
+	snprintf(path, sizeof(path), "%s/readonly", scratch);
+	ck_assert_int_eq(mkdir(path, 0500), 0);
+	snprintf(arg, sizeof(arg), "--net-pcap:a=%s/a.pcap", path);
+	expect_refused(connect_with("--net:a=hub:m", arg, NULL, NULL), -EACCES,
+	               "Permission denied; give --net-pcap:a= a file you may write");
 }
 END_TEST
 
