@@ -42,7 +42,9 @@ MK_EXPORT const char *mk_strerror(int err);
 
 /* The sentence that explains the last failure of a connect call (or of mk_run's argument parsing)
  * on this thread: it names the device, the cause and the fix. Empty when there is none. The text
- * stays valid until the next failing call. */
+ * stays valid until the next failing call. It is shorter than 1024 bytes: in a longer sentence
+ * the longest words (a path, an echoed argument) are shortened in their middle with "...", so
+ * that the cause and the fix are always there. */
 MK_EXPORT const char *mk_last_error(void);
 
 /* ======================================================================================== */
@@ -80,7 +82,8 @@ struct mk_config {
  *   --net:NAME=hub:LAN[,mtu=N]    a port of an in-process switch joining the devices on LAN
  *   --net-pcap:NAME=FILE       record every frame received and sent in FILE (pcap)
  *   --net-fault:NAME=SPEC      inject faults both ways: drop=P,dup=P,corrupt=P,reorder=P,
- *                              delay=MS,seed=S (P as 0.1 or 10%); a bad SPEC is -EINVAL
+ *                              delay=MS,seed=S (P as 0.1 or 10%; each field once, numbers
+ *                              in plain decimal); a bad SPEC is -EINVAL
  *   --net-mac:NAME=MAC         the MAC address the device reports (default: random, locally
  *                              administered, unicast)
  * They are removed from argv before (main) sees it. Arguments after a "--" are left alone (the
@@ -227,8 +230,11 @@ struct mk_net_stats {
  * Does not suspend (it may sleep the thread up to ~200 ms while the kernel still holds the TAP
  * for a process that just exited).
  * Returns 0, or one of these, with a sentence in mk_last_error():
- *   -EINVAL   (name) or (out) is NULL, or the interface is not a TAP;
+ *   -EINVAL   (name) or (out) is NULL, or the interface is not a TAP; or its --net-pcap file
+ *             exists but is not a regular file (FIFO, device, directory), or is also the
+ *             file of a block device or of another device's capture (nothing is emptied);
  *   -ENOENT   (name) was not given on the command line;
+ *   -ENOTDIR  the directory of its --net-pcap file does not exist (or is not a directory);
  *   -EEXIST   (name) was given more than once on the command line;
  *   -EALREADY (name) is already connected;
  *   -ENODEV   the interface does not exist;
@@ -237,7 +243,9 @@ struct mk_net_stats {
  *   -EBADF    the @FD descriptor is not open;
  *   -EBUSY    the interface is attached by another process;
  *   -ENOTSUP  --net:NAME=slirp in a build without libslirp;
- *   -EMFILE / -ENFILE / -ENOMEM  out of resources. */
+ *   -EMFILE / -ENFILE / -ENOMEM  out of resources;
+ *   other open(2) and write(2) errors of the --net-pcap file as they come (-EACCES, -EROFS,
+ *             -ENOSPC, ...), the sentence naming the file. */
 MK_EXPORT int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg);
 
 /* Read exactly one frame, Ethernet header included, into buf[off, off + len). (buf) is a buffer of

@@ -22,6 +22,7 @@
  * tx_drops.
  */
 #include <errno.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,29 +64,50 @@ struct mk__fault {
 
 /* ---- the spec ------------------------------------------------------------------------- */
 
+/* A decimal number: digits with at most one point, and at least one digit. Nothing else: no
+ * sign, no space, no exponent, no hex (strtod alone took 0x1 as 1), no inf or nan. It is then
+ * read by strtod in the C locale, whose decimal point is '.' whatever the program's locale. */
+static bool parse_decimal(const char *v, size_t len, double *out)
+{
+	bool point = false, digit = false;
+	locale_t c;
+	char *s;
+
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] == '.' && !point)
+			point = true;
+		else if (v[i] >= '0' && v[i] <= '9')
+			digit = true;
+		else
+			return false;
+	}
+	if (!digit || (s = strndup(v, len)) == NULL)
+		return false;
+	c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+	if (c != (locale_t)0) {
+		*out = strtod_l(s, NULL, c);
+		freelocale(c);
+	}
+	free(s);
+	return c != (locale_t)0;
+}
+
 static int parse_prob(const char *arg, const char *field, const char *v, size_t len, double *out)
 {
-	char buf[32], *end;
+	size_t num = len > 0 && v[len - 1] == '%' ? len - 1 : len;
 	double p;
 
-	if (len == 0 || len >= sizeof(buf))
+	if (!parse_decimal(v, num, &p))
 		goto bad;
-	memcpy(buf, v, len);
-	buf[len] = '\0';
-	p = strtod(buf, &end);
-	if (end == buf)
-		goto bad;
-	if (*end == '%') {
+	if (num < len)
 		p /= 100;
-		end++;
-	}
-	if (*end != '\0' || !(p >= 0 && p <= 1))
+	if (!(p >= 0 && p <= 1))
 		goto bad;
 	*out = p;
 	return 0;
 bad:
 	return mk__fail(-EINVAL,
-	                "'%s': %s='%.*s' is not a probability; write a number from 0 to 1 "
+	                "'%s': %s='%.*s' is not a probability; write a decimal number from 0 to 1 "
 	                "or a percentage, e.g. %s=0.1 or %s=10%%",
 	                arg, field, (int)len, v, field, field);
 }
@@ -93,21 +115,21 @@ bad:
 static int parse_uint(const char *arg, const char *field, const char *v, size_t len, uint64_t max,
                       const char *example, uint64_t *out)
 {
-	char buf[32], *end;
-	unsigned long long x;
+	uint64_t x = 0;
 
-	if (len == 0 || len >= sizeof(buf) || v[0] < '0' || v[0] > '9')
+	if (len == 0)
 		goto bad;
-	memcpy(buf, v, len);
-	buf[len] = '\0';
-	errno = 0;
-	x = strtoull(buf, &end, 0);
-	if (*end != '\0' || errno != 0 || x > max)
-		goto bad;
+	for (size_t i = 0; i < len; i++) { /* decimal only: strtoull's base 0 took 010 as 8 */
+		unsigned d = (unsigned)(v[i] - '0');
+		if (v[i] < '0' || v[i] > '9' || x > (max - d) / 10)
+			goto bad;
+		x = x * 10 + d;
+	}
 	*out = x;
 	return 0;
 bad:
-	return mk__fail(-EINVAL, "'%s': %s='%.*s' must be a whole number from 0 to %llu, e.g. %s",
+	return mk__fail(-EINVAL,
+	                "'%s': %s='%.*s' must be a whole number (decimal) from 0 to %llu, e.g. %s",
 	                arg, field, (int)len, v, (unsigned long long)max, example);
 }
 
@@ -118,7 +140,9 @@ static uint64_t threshold(double p)
 
 int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *out)
 {
+	static const char *const fields[] = {"drop", "dup", "corrupt", "reorder", "delay", "seed"};
 	const char *s = spec;
+	unsigned seen = 0; /* bit i: fields[i] was given */
 
 	memset(out, 0, sizeof(*out));
 	while (*s != '\0') {
@@ -137,6 +161,15 @@ int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *ou
 			                "'%s': '%.*s' has no value; write FIELD=VALUE, with the "
 			                "fields drop, dup, corrupt, reorder, delay and seed",
 			                arg, (int)item, s);
+		for (unsigned i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			if (!KEY(fields[i]))
+				continue;
+			if (seen & (1u << i))
+				return mk__fail(-EINVAL,
+				                "'%s': %s is given twice; give each field once",
+				                arg, fields[i]);
+			seen |= 1u << i;
+		}
 		if (KEY("drop") || KEY("dup") || KEY("corrupt") || KEY("reorder")) {
 			char field[8];
 			snprintf(field, sizeof(field), "%.*s", (int)klen, s);

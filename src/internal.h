@@ -14,9 +14,14 @@
 
 /* ---- errors (error.c) ---------------------------------------------------------------- */
 
-/* Store the sentence for mk_last_error() and return (err). */
+/* Store the sentence for mk_last_error() and return (err). A sentence longer than MK__ERROR_MAX - 1
+ * bytes keeps its words whole but has its longest ones (paths, echoed arguments) shortened in
+ * the middle with "...", so that the cause and the fix are never cut off. */
+#define MK__ERROR_MAX 1024
 int mk__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mk__clear_error(void);
+/* Copy (src) into (dst) of (size) bytes, its middle replaced with "..." when it does not fit. */
+void mk__elide(char *dst, size_t size, const char *src);
 
 /* ---- arguments (args.c) --------------------------------------------------------------- */
 

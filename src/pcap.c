@@ -9,12 +9,17 @@
  * is buffered in the process. So the file is complete up to the last frame whatever stops the
  * program: mk_run returning, SIGINT or SIGTERM, even SIGKILL. Closing the device closes the file.
  * If a write fails (disk full), capture stops with one line on stderr, and the traffic goes on.
+ *
+ * The file is emptied only once it is known to be a regular file of its own: not a FIFO or a
+ * device (opened non-blocking, so that open(2) never waits for a FIFO's reader), not the file of
+ * a block device or of another device's capture, compared by inode so that links are caught.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -50,31 +55,163 @@ static int write_all(int fd, const struct iovec *iov, int n, size_t total)
 	return w < 0 ? -errno : -ENOSPC;
 }
 
+/* What kind of file (mode) is, for a sentence. */
+static const char *file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFSOCK:
+		return "a socket";
+	default:
+		return "not a regular file";
+	}
+}
+
+static int not_regular(mk_net *n, const char *file, mode_t mode)
+{
+	return mk__fail(-EINVAL,
+	                "net device '%s': the capture file '%s' is %s, not a regular file; give "
+	                "--net-pcap:%s= the path of a regular file (it is created, or emptied)",
+	                n->name, file, file_kind(mode), n->name);
+}
+
+static bool same_file(const char *path, const struct stat *st)
+{
+	struct stat o;
+
+	return stat(path, &o) == 0 && o.st_dev == st->st_dev && o.st_ino == st->st_ino;
+}
+
+/* The capture (st) must not be a file that another device of the command line uses, whatever
+ * name it goes by (a hard link, a symbolic link, another spelling of the path): emptying it
+ * would destroy a block image, and two devices writing one capture overwrite each other. */
+static int clash(mk_net *n, const char *file, const struct stat *st)
+{
+	const struct mk__args *a = &n->sched->args;
+
+	for (size_t i = 0; i < a->n_blocks; i++)
+		if (a->blocks[i].file != NULL && same_file(a->blocks[i].file, st))
+			return mk__fail(
+			    -EINVAL,
+			    "net device '%s': the capture file '%s' is the file of block "
+			    "device '%s' ('%s'); capturing into it would destroy it; give "
+			    "--net-pcap:%s= a file of its own",
+			    n->name, file, a->blocks[i].name, a->blocks[i].file, n->name);
+	for (size_t i = 0; i < a->n_nets; i++)
+		if (strcmp(a->nets[i].name, n->name) != 0 && a->nets[i].pcap != NULL &&
+		    same_file(a->nets[i].pcap, st))
+			return mk__fail(
+			    -EINVAL,
+			    "net device '%s': the capture file '%s' is also the capture "
+			    "file of net device '%s' ('%s'); the two would overwrite each "
+			    "other's records; give each device a file of its own",
+			    n->name, file, a->nets[i].name, a->nets[i].pcap);
+	return 0;
+}
+
+static int open_error(mk_net *n, const char *file, int err)
+{
+	/* Not -ENOENT, which mk_net_connect returns for a device not on the command line. */
+	if (err == -ENOENT)
+		return mk__fail(
+		    -ENOTDIR,
+		    "net device '%s': cannot create the capture file '%s': its directory "
+		    "does not exist; create it (mkdir -p) or give --net-pcap:%s= a file "
+		    "in an existing directory",
+		    n->name, file, n->name);
+	if (err == -ENXIO) /* O_NONBLOCK on a FIFO with no reader, swapped in after the check */
+		return not_regular(n, file, S_IFIFO);
+	if (err == -EACCES || err == -EPERM || err == -EROFS)
+		return mk__fail(
+		    err,
+		    "net device '%s': cannot create the capture file '%s': %s; give "
+		    "--net-pcap:%s= a file you may write, in a directory you may write to",
+		    n->name, file, strerror(-err), n->name);
+	return mk__fail(err, "net device '%s': cannot create the capture file '%s': %s", n->name,
+	                file, strerror(-err));
+}
+
+#define OPEN_FLAGS (O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+
+/* Open (file) for the capture without emptying it yet, and without ever blocking: O_NONBLOCK,
+ * because open(2) of a FIFO waits for a reader (and FIFOs are refused anyway). Returns the
+ * descriptor, or a negative errno value with the sentence set. (*created) says whether this
+ * call made the file. */
+static int open_capture(mk_net *n, const char *file, bool *created)
+{
+	struct stat st;
+	int fd, err;
+
+	if (file[0] == '\0')
+		return mk__fail(-EINVAL,
+		                "net device '%s': --net-pcap:%s= gives no file; give the path of "
+		                "the capture, e.g. --net-pcap:%s=%s.pcap",
+		                n->name, n->name, n->name, n->name);
+	/* Look before opening: opening a device may have effects of its own. */
+	if (stat(file, &st) == 0 && !S_ISREG(st.st_mode))
+		return not_regular(n, file, st.st_mode);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | OPEN_FLAGS, 0644);
+	*created = fd >= 0;
+	if (fd < 0 && errno == EEXIST)
+		fd = open(file, O_WRONLY | OPEN_FLAGS);
+	if (fd < 0 && errno == ENOENT && !*created) /* a dangling symbolic link, or just deleted */
+		fd = open(file, O_WRONLY | O_CREAT | OPEN_FLAGS, 0644);
+	if (fd < 0)
+		return open_error(n, file, -errno);
+	/* What was opened, whatever happened to the path since the look. */
+	if (fstat(fd, &st) != 0) {
+		err = mk__fail(-errno, "net device '%s': cannot examine the capture file '%s': %s",
+		               n->name, file, strerror(errno));
+		*created = false;
+	} else if (!S_ISREG(st.st_mode)) {
+		err = not_regular(n, file, st.st_mode);
+	} else {
+		err = n->sched != NULL ? clash(n, file, &st) : 0;
+	}
+	if (err != 0) {
+		if (*created && same_file(file, &st))
+			unlink(file); /* leave nothing behind */
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 int mk__pcap_open(mk_net *n, const char *file)
 {
 	struct pcap_file_header h = {PCAP_MAGIC_NS,         2, 4, 0, 0, PCAP_SNAPLEN,
 	                             PCAP_LINKTYPE_ETHERNET};
 	struct iovec iov = {&h, sizeof(h)};
 	struct mk__pcap *p = calloc(1, sizeof(*p));
+	bool created = false;
 	int err;
 
 	if (p == NULL)
 		return mk__fail(-ENOMEM, "net device '%s': out of memory", n->name);
-	p->fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	p->fd = open_capture(n, file, &created);
 	if (p->fd < 0) {
-		err = -errno;
+		err = p->fd;
 		free(p);
-		return mk__fail(err, "net device '%s': cannot create the capture file '%s': %s",
-		                n->name, file, strerror(-err));
+		return err;
 	}
-	err = write_all(p->fd, &iov, 1, sizeof(h));
+	/* Only now, every check passed, is an existing file emptied. */
+	err = ftruncate(p->fd, 0) == 0 ? write_all(p->fd, &iov, 1, sizeof(h)) : -errno;
 	if (err != 0) {
 		close(p->fd);
+		if (created)
+			unlink(file);
 		free(p);
 		return mk__fail(err, "net device '%s': cannot write the capture file '%s': %s",
 		                n->name, file, strerror(-err));
 	}
-	snprintf(p->file, sizeof(p->file), "%s", file);
+	mk__elide(p->file, sizeof(p->file), file);
 	p->size = sizeof(h);
 	n->pcap = p;
 	return 0;

@@ -740,6 +740,183 @@ START_TEST(pcap_after_signal)
 }
 END_TEST
 
+/* Connect "a" (and "b" when given) and keep what mk_net_connect said, for the test to look at
+ * once mk_run has returned. */
+struct connect_result {
+	int rc;
+	char error[4096];
+};
+
+static int connect_main(int argc, char **argv, void *arg)
+{
+	struct connect_result *r = arg;
+	mk_net *n;
+
+	r->rc = mk_net_connect("a", &n, NULL);
+	snprintf(r->error, sizeof(r->error), "%s", r->rc != 0 ? mk_last_error() : "");
+	return 0;
+}
+
+static struct connect_result connect_with(const char *a1, const char *a2, const char *a3,
+                                          const char *a4)
+{
+	struct connect_result r = {1, ""};
+
+	alarm(20); /* an open() that blocks fails the test rather than hanging it */
+	ck_assert_int_eq(mkt_run(connect_main, &r, a1, a2, a3, a4, (char *)NULL), 0);
+	alarm(0);
+	return r;
+}
+
+static void expect_refused(struct connect_result r, int rc, const char *says)
+{
+	ck_assert_msg(r.rc == rc, "mk_net_connect returned %d (%s), not %d: %s", r.rc,
+	              mk_strerror(r.rc), rc, r.error);
+	ck_assert_msg(strstr(r.error, says) != NULL, "the sentence does not say \"%s\": %s", says,
+	              r.error);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void expect_file(const char *path, const char *text)
+{
+	char got[8192];
+	FILE *f = fopen(path, "r");
+
+	ck_assert_msg(f != NULL, "%s is gone", path);
+	size_t n = fread(got, 1, sizeof(got) - 1, f);
+	got[n] = '\0';
+	fclose(f);
+	ck_assert_msg(strcmp(got, text) == 0, "%s was changed: %zu bytes left of %zu", path, n,
+	              strlen(text));
+}
+
+/* A capture never takes over a file that another device of the program uses, by whatever name
+ * it is given; nothing is emptied, nothing is left behind. */
+START_TEST(pcap_refuses_a_device_file)
+{
+	char img[300], sym[300], hard[300], fresh[300], cap[300], caplink[300];
+	char blk[400], pcap[400], pcap_b[400];
+	static char image[4097];
+	const char *paths[3] = {img, sym, hard};
+
+	memset(image, 'i', 4096);
+	snprintf(img, sizeof(img), "%s/x.img", scratch);
+	snprintf(sym, sizeof(sym), "%s/x-symlink.pcap", scratch);
+	snprintf(hard, sizeof(hard), "%s/x-hardlink.pcap", scratch);
+	write_file(img, image);
+	ck_assert_int_eq(symlink(img, sym), 0);
+	ck_assert_int_eq(link(img, hard), 0);
+	snprintf(blk, sizeof(blk), "--block:d=%s", img);
+	for (int i = 0; i < 3; i++) {
+		snprintf(pcap, sizeof(pcap), "--net-pcap:a=%s", paths[i]);
+		struct connect_result r = connect_with(blk, "--net:a=hub:c", pcap, NULL);
+		expect_refused(r, -EINVAL, "is the file of block device 'd'");
+		expect_refused(r, -EINVAL, "give --net-pcap:a= a file of its own");
+		expect_file(img, image);
+	}
+
+	/* A block file that does not exist yet: the capture would have created it. */
+	snprintf(fresh, sizeof(fresh), "%s/fresh.img", scratch);
+	snprintf(blk, sizeof(blk), "--block:d=%s", fresh);
+	snprintf(pcap, sizeof(pcap), "--net-pcap:a=%s", fresh);
+	expect_refused(connect_with(blk, "--net:a=hub:c", pcap, NULL), -EINVAL,
+	               "is the file of block device 'd'");
+	ck_assert_msg(access(fresh, F_OK) != 0, "the refused capture left %s behind", fresh);
+
+	/* One capture for two devices, new or left by an earlier run, under one name or two. */
+	snprintf(cap, sizeof(cap), "%s/both.pcap", scratch);
+	snprintf(caplink, sizeof(caplink), "%s/both-link.pcap", scratch);
+	snprintf(pcap, sizeof(pcap), "--net-pcap:a=%s", cap);
+	snprintf(pcap_b, sizeof(pcap_b), "--net-pcap:b=%s", cap);
+	expect_refused(connect_with("--net:a=hub:c", "--net:b=hub:c", pcap, pcap_b), -EINVAL,
+	               "is also the capture file of net device 'b'");
+	ck_assert_msg(access(cap, F_OK) != 0, "the refused capture left %s behind", cap);
+	write_file(cap, "an earlier capture");
+	ck_assert_int_eq(link(cap, caplink), 0);
+	snprintf(pcap_b, sizeof(pcap_b), "--net-pcap:b=%s", caplink);
+	expect_refused(connect_with("--net:a=hub:c", "--net:b=hub:c", pcap, pcap_b), -EINVAL,
+	               "give each device a file of its own");
+	expect_file(cap, "an earlier capture");
+
+	/* A file of its own is still emptied and written. */
+	snprintf(pcap_b, sizeof(pcap_b), "--net-pcap:b=%s", img);
+	struct connect_result r = connect_with("--net:a=hub:c", "--net:b=hub:c", pcap, pcap_b);
+	ck_assert_msg(r.rc == 0, "%s", r.error);
+	struct stat st;
+	ck_assert_int_eq(stat(cap, &st), 0);
+	ck_assert_int_eq(st.st_size, 24); /* the pcap file header alone */
+}
+END_TEST
+
+/* An existing file that is not a regular file is refused, and opening it never blocks: a FIFO
+ * with no reader would hold open(2) for ever. */
+START_TEST(pcap_refuses_a_non_regular_file)
+{
+	char fifo[300], dir[300], pcap[400];
+	const char *paths[] = {fifo, "/dev/null", dir};
+	const char *says[] = {"is a FIFO, not a regular file", "is a character device",
+	                      "is a directory"};
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", scratch);
+	snprintf(dir, sizeof(dir), "%s/dir.pcap", scratch);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(pcap, sizeof(pcap), "--net-pcap:a=%s", paths[i]);
+		struct connect_result r = connect_with("--net:a=hub:n", pcap, NULL, NULL);
+		expect_refused(r, -EINVAL, says[i]);
+		expect_refused(r, -EINVAL, "give --net-pcap:a= the path of a regular file");
+	}
+	/* A FIFO with a reader: the open alone would succeed, the capture is still refused. */
+	int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+	ck_assert_int_ge(rd, 0);
+	snprintf(pcap, sizeof(pcap), "--net-pcap:a=%s", fifo);
+	expect_refused(connect_with("--net:a=hub:n", pcap, NULL, NULL), -EINVAL, "is a FIFO");
+	char c;
+	ck_assert_int_eq(read(rd, &c, 1), 0); /* nothing was written into it */
+	close(rd);
+}
+END_TEST
+
+/* A capture in a directory that does not exist: not -ENOENT, which says "not on the command
+ * line"; and a sentence of several kilobytes keeps its cause and its fix. */
+START_TEST(pcap_missing_directory)
+{
+	static char path[3400], arg[3500];
+	int w = snprintf(path, sizeof(path), "%s/missing", scratch);
+
+	snprintf(arg, sizeof(arg), "--net-pcap:a=%s/a.pcap", path);
+	expect_refused(connect_with("--net:a=hub:m", arg, NULL, NULL), -ENOTDIR,
+	               "its directory does not exist; create it (mkdir -p)");
+
+	while (w < 3000) /* several directories deep, none of which exists */
+		w += snprintf(path + w, sizeof(path) - (size_t)w, "/%0200d", w);
+	snprintf(arg, sizeof(arg), "--net-pcap:a=%s/end.pcap", path);
+	struct connect_result r = connect_with("--net:a=hub:m", arg, NULL, NULL);
+	expect_refused(r, -ENOTDIR, "net device 'a': cannot create the capture file '");
+	expect_refused(r, -ENOTDIR,
+	               "/end.pcap': its directory does not exist; create it (mkdir -p) or give "
+	               "--net-pcap:a= a file in an existing directory");
+	expect_refused(r, -ENOTDIR, "...");
+	ck_assert_uint_lt(strlen(r.error), 1024);
+
+	/* A directory that may not be written: the code as it comes, and what to do. */
+	snprintf(path, sizeof(path), "%s/readonly", scratch);
+	ck_assert_int_eq(mkdir(path, 0500), 0);
+	snprintf(arg, sizeof(arg), "--net-pcap:a=%s/a.pcap", path);
+	expect_refused(connect_with("--net:a=hub:m", arg, NULL, NULL), -EACCES,
+	               "Permission denied; give --net-pcap:a= a file you may write");
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------- */
 /*  Fault injection                                                                          */
 /* ---------------------------------------------------------------------------------------- */
@@ -926,6 +1103,39 @@ static const struct {
     {"--net-fault:a=color=red", "unknown field 'color'"},
     {"--net-fault:a=drop", "'drop' has no value"},
     {"--net-fault:a=drop=0.1,drop", "'drop' has no value"},
+    /* A field twice: which one would count? */
+    {"--net-fault:a=drop=0.1,drop=0.2", "drop is given twice; give each field once"},
+    {"--net-fault:a=dup=1%,corrupt=0,dup=1%", "dup is given twice"},
+    {"--net-fault:a=corrupt=0,corrupt=0", "corrupt is given twice"},
+    {"--net-fault:a=reorder=0.5,seed=1,reorder=0.5", "reorder is given twice"},
+    {"--net-fault:a=delay=1,delay=2", "delay is given twice"},
+    {"--net-fault:a=seed=1,drop=0,seed=2", "seed is given twice"},
+    /* Numbers in any form but plain decimal (strtod and strtoull took most of these). */
+    {"--net-fault:a=drop=0x1", "drop='0x1' is not a probability"},
+    {"--net-fault:a=dup=0x0.8p0", "dup='0x0.8p0' is not a probability"},
+    {"--net-fault:a=drop=inf", "drop='inf' is not a probability"},
+    {"--net-fault:a=drop=nan", "drop='nan' is not a probability"},
+    {"--net-fault:a=corrupt=NAN%", "corrupt='NAN%' is not a probability"},
+    {"--net-fault:a=drop=1e-1", "drop='1e-1' is not a probability"},
+    {"--net-fault:a=drop=0.1x", "drop='0.1x' is not a probability"},
+    {"--net-fault:a=drop= 0.1", "drop=' 0.1' is not a probability"},
+    {"--net-fault:a=drop=+0.1", "drop='+0.1' is not a probability"},
+    {"--net-fault:a=drop=0.1.2", "drop='0.1.2' is not a probability"},
+    {"--net-fault:a=drop=.", "drop='.' is not a probability"},
+    {"--net-fault:a=drop=%", "drop='%' is not a probability"},
+    {"--net-fault:a=drop=10%%", "drop='10%%' is not a probability"},
+    {"--net-fault:a=reorder=100.1%", "reorder='100.1%' is not a probability"},
+    {"--net-fault:a=dup=1.0001", "dup='1.0001' is not a probability"},
+    {"--net-fault:a=delay=0x10", "delay='0x10' must be a whole number (decimal)"},
+    {"--net-fault:a=delay=010x", "delay='010x' must be a whole number (decimal)"},
+    {"--net-fault:a=delay=1.5", "delay='1.5' must be a whole number (decimal)"},
+    {"--net-fault:a=delay=+1", "delay='+1' must be a whole number (decimal)"},
+    {"--net-fault:a=delay=3600001", "delay='3600001' must be a whole number (decimal) from 0 "
+                                    "to 3600000"},
+    {"--net-fault:a=delay=99999999999999999999999", "delay='99999999999999999999999' must"},
+    {"--net-fault:a=seed=18446744073709551616", "seed='18446744073709551616' must be"},
+    {"--net-fault:a=seed=0x2a", "seed='0x2a' must be a whole number (decimal)"},
+    {"--net-fault:a=seed=", "seed='' must be a whole number (decimal)"},
 };
 
 static int never_main(int argc, char **argv, void *arg)
@@ -939,6 +1149,41 @@ START_TEST(fault_bad_spec)
 	ck_assert_int_eq(rc, -EINVAL);
 	ck_assert_msg(strstr(mk_last_error(), bad_specs[_i].says) != NULL, "'%s' says: %s",
 	              bad_specs[_i].arg, mk_last_error());
+}
+END_TEST
+
+/* Plain decimals in all their forms are still taken, each field once. */
+START_TEST(fault_good_spec)
+{
+	static const char *const good[] = {
+	    "--net-fault:a=drop=0,dup=0.5%,corrupt=1.,reorder=.25,delay=0,seed=0",
+	    "--net-fault:a=drop=100%,seed=18446744073709551615,delay=3600000",
+	    "--net-fault:a=dup=0010%,delay=007",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		int rc = mkt_run(never_main, NULL, "--net:a=hub:x", good[i], (char *)NULL);
+		ck_assert_msg(rc == 99, "'%s' is refused: %s", good[i], mk_last_error());
+	}
+}
+END_TEST
+
+/* A spec of several kilobytes: the sentence keeps the field, the cause and the fix. */
+START_TEST(fault_long_spec)
+{
+	static char arg[4000];
+	int w = snprintf(arg, sizeof(arg), "--net-fault:a=drop=");
+
+	memset(arg + w, '1', 3500);
+	snprintf(arg + w + 3500, sizeof(arg) - (size_t)w - 3500, "x");
+	ck_assert_int_eq(mkt_run(never_main, NULL, "--net:a=hub:x", arg, (char *)NULL), -EINVAL);
+	const char *e = mk_last_error();
+	ck_assert_msg(strncmp(e, "'--net-fault:a=drop=1", 21) == 0, "%s", e);
+	ck_assert_msg(strstr(e, "1...1") != NULL, "%s", e);
+	ck_assert_msg(strstr(e, "1x': drop='111") != NULL, "%s", e);
+	ck_assert_msg(strstr(e, "1x' is not a probability; write a decimal number from 0 to 1 or a "
+	                        "percentage, e.g. drop=0.1 or drop=10%") != NULL,
+	              "%s", e);
+	ck_assert_uint_lt(strlen(e), 1024);
 }
 END_TEST
 
@@ -982,6 +1227,9 @@ int main(int argc, char **argv)
 	tcase_set_timeout(pcap, 60);
 	tcase_add_test(pcap, pcap_read_back);
 	tcase_add_loop_test(pcap, pcap_after_signal, 0, 3);
+	tcase_add_test(pcap, pcap_refuses_a_device_file);
+	tcase_add_test(pcap, pcap_refuses_a_non_regular_file);
+	tcase_add_test(pcap, pcap_missing_directory);
 	suite_add_tcase(s, pcap);
 
 	TCase *fault = tcase_create("fault");
@@ -990,6 +1238,8 @@ int main(int argc, char **argv)
 	tcase_add_test(fault, fault_dup_corrupt);
 	tcase_add_test(fault, fault_delay_reorder);
 	tcase_add_loop_test(fault, fault_bad_spec, 0, sizeof(bad_specs) / sizeof(bad_specs[0]));
+	tcase_add_test(fault, fault_good_spec);
+	tcase_add_test(fault, fault_long_spec);
 	tcase_add_test(fault, pcap_fault_orphans);
 	suite_add_tcase(s, fault);
 
