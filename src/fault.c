@@ -138,6 +138,14 @@ static uint64_t threshold(double p)
 	return p >= 1 ? UINT64_MAX : (uint64_t)(p * 18446744073709551616.0); /* p * 2^64 */
 }
 
+static int empty_field(const char *arg)
+{
+	return mk__fail(-EINVAL,
+	                "'%s': an empty field (a comma at the start, at the end or twice); "
+	                "separate FIELD=VALUE pairs with one comma",
+	                arg);
+}
+
 int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *out)
 {
 	static const char *const fields[] = {"drop", "dup", "corrupt", "reorder", "delay", "seed"};
@@ -156,6 +164,8 @@ int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *ou
 		int err = 0;
 
 #define KEY(k) (klen == strlen(k) && strncmp(s, k, klen) == 0)
+		if (item == 0)
+			return empty_field(arg);
 		if (eq == NULL)
 			return mk__fail(-EINVAL,
 			                "'%s': '%.*s' has no value; write FIELD=VALUE, with the "
@@ -202,8 +212,8 @@ int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *ou
 		if (err != 0)
 			return err;
 		s += item;
-		if (*s == ',')
-			s++;
+		if (*s == ',' && *++s == '\0')
+			return empty_field(arg);
 	}
 	return 0;
 }

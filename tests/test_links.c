@@ -1136,6 +1136,10 @@ static const struct {
     {"--net-fault:a=seed=18446744073709551616", "seed='18446744073709551616' must be"},
     {"--net-fault:a=seed=0x2a", "seed='0x2a' must be a whole number (decimal)"},
     {"--net-fault:a=seed=", "seed='' must be a whole number (decimal)"},
+    /* An empty field: a stray comma is a typo, not "no fault". */
+    {"--net-fault:a=drop=0.1,", "an empty field"},
+    {"--net-fault:a=,drop=0.1", "an empty field"},
+    {"--net-fault:a=drop=0.1,,dup=0", "an empty field"},
 };
 
 static int never_main(int argc, char **argv, void *arg)
