@@ -137,6 +137,7 @@ struct mk__sched {
 	bool stopping; /* main has ended or a stop signal came: every task is cancelled */
 	struct mk__args args;
 	struct mk_net *nets;
+	struct mk_net *net_last; /* the device net.c last found in (nets), or NULL */
 	struct mk_block *blocks;
 	size_t stack_size;
 	unsigned busy_poll_us;
@@ -230,6 +231,7 @@ struct mk_net {
 	struct mk__pcap *pcap;   /* --net-pcap, or NULL */
 	struct mk__fault *fault; /* --net-fault, or NULL */
 	bool claimed;            /* returned by mk_net_connect (not just opened by --sandbox) */
+	bool filling;            /* mk_net_write_into's filler is writing into txbuf */
 };
 
 /* Open the link of a new device: set n->link, n->fd (or -1), n->cfg.mtu and link_state from

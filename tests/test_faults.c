@@ -970,6 +970,7 @@ struct foreign {
 	mk_net *net;
 	ssize_t r[12];
 	void *hook;
+	const char *name;
 	struct fill_count fc;
 };
 
@@ -1001,6 +1002,8 @@ static void *foreign_thread(void *arg)
 	f->r[6] = mk_task_spawn(&t, "x", noop_task, NULL);
 	f->r[7] = mk_sleep(1);
 	f->r[8] = mk_yield();
+	f->r[9] = mk_net_stats(f->net, &(struct mk_net_stats){0});
+	f->name = mk_net_name(f->net);
 	f->hook = mk_hook_add(noop_hook, NULL);
 	return NULL;
 }
@@ -1039,11 +1042,13 @@ static int foreign_main(int argc, char **argv, void *arg)
 	                                   "mk_net_connect",
 	                                   "mk_task_spawn",
 	                                   "mk_sleep",
-	                                   "mk_yield"};
-	for (int i = 0; i < 9; i++)
+	                                   "mk_yield",
+	                                   "mk_net_stats"};
+	for (int i = 0; i < 10; i++)
 		ck_assert_msg(f.r[i] == -EPERM, "%s from another thread returned %zd, not -EPERM",
 		              what[i], f.r[i]);
 	ck_assert_msg(f.hook == NULL, "mk_hook_add from another thread returned a hook");
+	ck_assert_msg(f.name == NULL, "mk_net_name from another thread returned \"%s\"", f.name);
 	ck_assert_int_eq(f.fc.calls, 0);
 
 	/* From a hook, a read (it may suspend) is refused too. */

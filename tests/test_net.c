@@ -22,6 +22,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -647,6 +648,194 @@ START_TEST(write_einval)
 	ctx_open(&c, "twi0", 0);
 	ck_assert_int_eq(mkt_run(write_einval_main, &c, "--net:svc=twi0", NULL), 0);
 	ctx_close(&c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+/*  A write from inside a filler                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+enum nested_kind { NESTED_STRING, NESTED_INTO, NESTED_BIGSTRING };
+
+struct nested {
+	mk_net *net;
+	enum nested_kind kind;
+	ssize_t inner; /* what the nested write returned */
+};
+
+static size_t fill_inner(void *buf, size_t len, void *ctx)
+{
+	frame_fill(buf, 60, 2);
+	return 60;
+}
+
+/* Fills the outer frame (1), then writes frame 2 from inside the filler, then checks that its
+ * own buffer still holds frame 1. */
+static size_t fill_nested(void *buf, size_t len, void *ctx)
+{
+	struct nested *ns = ctx;
+	uint8_t f[60];
+
+	frame_fill(buf, 60, 1);
+	frame_fill(f, 60, 2);
+	if (ns->kind == NESTED_STRING)
+		ns->inner = mk_net_write_string(ns->net, f, sizeof(f), 0, 60);
+	else if (ns->kind == NESTED_INTO)
+		ns->inner = mk_net_write_into(ns->net, 60, fill_inner, NULL);
+	else
+		ns->inner = mk_net_write_bigstring(ns->net, f, sizeof(f), 0, 60);
+	return frame_ok(buf, 60, 60, 1) ? 60 : 0;
+}
+
+static int nested_main(int argc, char **argv, void *arg)
+{
+	struct ctx *c = arg;
+	struct nested ns = {.net = lib_connect("svc", c->ifname, &c->cfg), .kind = c->mode};
+	struct mk_net_stats st;
+
+	ck_assert_int_eq(mk_net_write_into(ns.net, 1514, fill_nested, &ns), 60);
+	if (ns.kind == NESTED_BIGSTRING) {
+		/* It needs no buffer of the device's: it goes out at once, before the outer. */
+		ck_assert_int_eq(ns.inner, 60);
+		expect_pk_frame(c->pfd, 60, 2);
+	} else {
+		ck_assert_msg(ns.inner == -EBUSY, "a nested write returned %zd, expected -EBUSY",
+		              ns.inner);
+	}
+	expect_pk_frame(c->pfd, 60, 1);
+	expect_pk_nothing(c->pfd, 100);
+	ck_assert_int_eq(mk_net_stats(ns.net, &st), 0);
+	ck_assert_uint_eq(st.tx_frames, ns.kind == NESTED_BIGSTRING ? 2 : 1);
+	ck_assert_uint_eq(st.tx_drops, 0);
+	/* The device's buffer is free again once the filler has returned. */
+	struct filler fl = {.fill = 60, .ret = 60, .seq = 3};
+	ck_assert_int_eq(mk_net_write_into(ns.net, 1514, fill_frame, &fl), 60);
+	expect_pk_frame(c->pfd, 60, 3);
+	return 0;
+}
+
+START_TEST(write_inside_filler)
+{
+	struct ctx c;
+	ctx_open(&c, "twn0", 0);
+	c.mode = _i;
+	ck_assert_int_eq(mkt_run(nested_main, &c, "--net:svc=twn0", NULL), 0);
+	ctx_close(&c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+/*  Handles used after mk_run returned, or from another thread                              */
+/* ---------------------------------------------------------------------------------------- */
+
+struct stale {
+	mk_net *net;
+	mk_block *block;
+	int pass; /* 0: the run that connects; 1: a later run, with devices of its own */
+	int r[12];
+	const char *name[2];
+	size_t sector;
+};
+
+static size_t fill_any(void *buf, size_t len, void *ctx)
+{
+	(*(int *)ctx)++;
+	frame_fill(buf, 60, 9);
+	return 60;
+}
+
+/* Every call on the handles in (st) must be refused with -EPERM (NULL, 0) and touch nothing. */
+static void stale_calls(struct stale *st)
+{
+	uint8_t buf[4096];
+	int fills = 0;
+
+	frame_fill(buf, 60, 8);
+	st->r[0] = mk_net_stats(st->net, &(struct mk_net_stats){0});
+	st->r[1] = (int)mk_net_write_bigstring(st->net, buf, sizeof(buf), 0, 60);
+	st->r[2] = (int)mk_net_write_string(st->net, buf, sizeof(buf), 0, 60);
+	st->r[3] = (int)mk_net_write_into(st->net, 60, fill_any, &fills);
+	st->r[4] = (int)mk_net_read_bigstring(st->net, buf, sizeof(buf), 0, sizeof(buf));
+	st->r[5] = (int)mk_net_read_bytes(st->net, buf, sizeof(buf), 0, sizeof(buf));
+	st->r[6] = mk_block_stats(st->block, &(struct mk_block_stats){0});
+	st->r[7] = mk_block_atomic_read(st->block, 0, buf, sizeof(buf), 0);
+	st->r[8] = mk_block_atomic_write(st->block, 0, buf, sizeof(buf), 0);
+	st->r[9] = mk_block_read(st->block, 0, buf, sizeof(buf), 0);
+	st->r[10] = mk_block_flush(st->block);
+	st->r[11] = fills == 0 ? -EPERM : 1;
+	st->name[0] = mk_net_name(st->net);
+	st->name[1] = mk_block_name(st->block);
+	st->sector = mk_block_sector_size(st->block) + mk_block_length(st->block) +
+	             (size_t)mk_block_read_only(st->block);
+}
+
+static void expect_refused(const struct stale *st, const char *when)
+{
+	static const char *const what[] = {
+	    "mk_net_stats",      "mk_net_write_bigstring", "mk_net_write_string",
+	    "mk_net_write_into", "mk_net_read_bigstring",  "mk_net_read_bytes",
+	    "mk_block_stats",    "mk_block_atomic_read",   "mk_block_atomic_write",
+	    "mk_block_read",     "mk_block_flush",         "the filler not called"};
+	for (int i = 0; i < 12; i++)
+		ck_assert_msg(st->r[i] == -EPERM, "%s %s returned %d, not -EPERM", what[i], when,
+		              st->r[i]);
+	ck_assert_msg(st->name[0] == NULL && st->name[1] == NULL, "a name %s: %s, %s", when,
+	              st->name[0] ? st->name[0] : "NULL", st->name[1] ? st->name[1] : "NULL");
+	ck_assert_msg(st->sector == 0, "the block device's geometry %s: %zu", when, st->sector);
+}
+
+static void *stale_thread(void *arg)
+{
+	stale_calls(arg);
+	return NULL;
+}
+
+static int stale_main(int argc, char **argv, void *arg)
+{
+	struct stale *st = arg;
+	pthread_t th;
+
+	if (st->pass == 0) {
+		ck_assert_int_eq(mk_net_connect("svc", &st->net, NULL), 0);
+		ck_assert_int_eq(mk_block_connect("disk", &st->block), 0);
+		/* From another thread while mk_run runs. */
+		ck_assert_int_eq(pthread_create(&th, NULL, stale_thread, st), 0);
+		ck_assert_int_eq(pthread_join(th, NULL), 0);
+		expect_refused(st, "from another thread");
+		ck_assert_str_eq(mk_net_name(st->net), "svc");
+		return 0;
+	}
+	/* A later run, whose own devices are not these. Connected after the calls, so that
+	 * they cannot reuse the memory of the stale ones first. */
+	stale_calls(st);
+	expect_refused(st, "in a later mk_run");
+	mk_net *net;
+	ck_assert_int_eq(mk_net_connect("svc", &net, NULL), 0);
+	ck_assert_int_eq(mk_net_stats(net, &(struct mk_net_stats){0}), 0);
+	return 0;
+}
+
+START_TEST(stale_handles)
+{
+	char img[] = "/tmp/mkt-stale-XXXXXX";
+	int fd = mkstemp(img);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 65536), 0);
+	close(fd);
+	char disk[64];
+	snprintf(disk, sizeof(disk), "--block:disk=%s", img);
+	tap_new("tst0", 0, 1);
+
+	struct stale st = {0};
+	ck_assert_int_eq(mkt_run(stale_main, &st, "--net:svc=tst0", disk, NULL), 0);
+	/* After mk_run returned: the handles point at freed memory. */
+	memset(st.r, 0, sizeof(st.r));
+	stale_calls(&st);
+	expect_refused(&st, "after mk_run returned");
+	st.pass = 1;
+	ck_assert_int_eq(mkt_run(stale_main, &st, "--net:svc=tst0", disk, NULL), 0);
+	mkt_tap_delete("tst0");
+	unlink(img);
 }
 END_TEST
 
@@ -1724,6 +1913,8 @@ int main(void)
 	tcase_add_loop_test(frames, one_frame_per_read, READ_BIGSTRING, READ_BYTES + 1);
 	tcase_add_loop_test(frames, read_einval, READ_BIGSTRING, READ_BYTES + 1);
 	tcase_add_test(frames, write_einval);
+	tcase_add_loop_test(frames, write_inside_filler, NESTED_STRING, NESTED_BIGSTRING + 1);
+	tcase_add_test(frames, stale_handles);
 	tcase_add_test(frames, mtu_9000);
 	tcase_add_test(frames, stats_counters);
 	tcase_add_test(frames, oversize_received);
