@@ -230,7 +230,10 @@ struct mk_net_stats {
  * Does not suspend (it may sleep the thread up to ~200 ms while the kernel still holds the TAP
  * for a process that just exited).
  * Returns 0, or one of these, with a sentence in mk_last_error():
- *   -EINVAL   (name) or (out) is NULL, or the interface is not a TAP;
+ *   -EINVAL   (name) or (out) is NULL; the interface is not a TAP (said before whether it is up),
+ *             or its name cannot be an interface name (empty, longer than 15 bytes, "." or "..",
+ *             or with '/', ':' or white space); the @FD descriptor is not a TAP, or frames on it
+ *             would carry a header (attached without IFF_NO_PI, or with IFF_VNET_HDR);
  *   -ENOENT   (name) was not given on the command line;
  *   -EEXIST   (name) was given more than once on the command line;
  *   -EALREADY (name) is already connected;
@@ -238,7 +241,8 @@ struct mk_net_stats {
  *   -ENETDOWN the interface is down;
  *   -EPERM / -EACCES  no permission to attach to the interface;
  *   -EBADF    the @FD descriptor is not open;
- *   -EBUSY    the interface is attached by another process;
+ *   -EBUSY    the interface is attached by another process, or it (or the @FD descriptor, or
+ *             a copy of it) is already another net device of this program (named);
  *   -ENOTSUP  --net:NAME=slirp in a build without libslirp;
  *   -EMFILE / -ENFILE / -ENOMEM  out of resources. */
 MK_EXPORT int mk_net_connect(const char *name, mk_net **out, struct mk_net_config *cfg);

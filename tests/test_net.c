@@ -966,26 +966,40 @@ END_TEST
 struct conn_case {
 	const char *name; /* the device to connect */
 	int expect;
-	const char *mention[3]; /* what mk_last_error() must contain */
+	const char *mention[3];  /* what mk_last_error() must contain */
+	const char *first;       /* a device connected before (name), which must connect; or NULL */
+	const char *not_mention; /* what mk_last_error() must not contain; or NULL */
 };
 
 static int conn_main(int argc, char **argv, void *arg)
 {
 	const struct conn_case *cc = arg;
-	mk_net *net = NULL;
+	mk_net *net = NULL, *first = NULL;
 	struct mk_net_config cfg;
+	if (cc->first != NULL)
+		ck_assert_msg(mk_net_connect(cc->first, &first, NULL) == 0,
+		              "mk_net_connect(%s): %s", cc->first, mk_last_error());
 	int r = mk_net_connect(cc->name, &net, &cfg);
 	ck_assert_msg(r == cc->expect, "mk_net_connect(%s) = %d (%s), expected %d (%s); \"%s\"",
 	              cc->name, r, mk_strerror(r), cc->expect, mk_strerror(cc->expect),
 	              mk_last_error());
 	for (int i = 0; i < 3 && cc->mention[i]; i++)
 		expect_error_mentions("mk_net_connect", cc->mention[i]);
+	if (cc->not_mention != NULL)
+		ck_assert_msg(strstr(mk_last_error(), cc->not_mention) == NULL,
+		              "mk_last_error() \"%s\" has \"%s\"", mk_last_error(),
+		              cc->not_mention);
+	if (first != NULL) { /* the device connected first still works */
+		struct mk_net_stats st;
+		ck_assert_int_eq(mk_net_stats(first, &st), 0);
+		ck_assert_str_eq(mk_net_name(first), cc->first);
+	}
 	return 0;
 }
 
 START_TEST(connect_not_on_command_line)
 {
-	struct conn_case cc = {"other", -ENOENT, {"other"}};
+	struct conn_case cc = {.name = "other", .expect = -ENOENT, .mention = {"other"}};
 	tap_new("tce0", 0, 1);
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tce0", NULL), 0);
 	mkt_tap_delete("tce0");
@@ -994,7 +1008,8 @@ END_TEST
 
 START_TEST(connect_missing_interface)
 {
-	struct conn_case cc = {"svc", -ENODEV, {"svc", "tcnone0", "ip tuntap add"}};
+	struct conn_case cc = {
+	    .name = "svc", .expect = -ENODEV, .mention = {"svc", "tcnone0", "ip tuntap add"}};
 	mkt_tap_delete("tcnone0");
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tcnone0", NULL), 0);
 }
@@ -1002,7 +1017,7 @@ END_TEST
 
 START_TEST(connect_interface_down)
 {
-	struct conn_case cc = {"svc", -ENETDOWN, {"svc", "tcd0"}};
+	struct conn_case cc = {.name = "svc", .expect = -ENETDOWN, .mention = {"svc", "tcd0"}};
 	tap_new("tcd0", 0, 0);
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tcd0", NULL), 0);
 	mkt_tap_delete("tcd0");
@@ -1011,7 +1026,7 @@ END_TEST
 
 START_TEST(connect_name_twice)
 {
-	struct conn_case cc = {"svc", -EEXIST, {"svc"}};
+	struct conn_case cc = {.name = "svc", .expect = -EEXIST, .mention = {"svc"}};
 	tap_new("tcx0", 0, 1);
 	tap_new("tcx1", 0, 1);
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tcx0", "--net:svc=tcx1", NULL), 0);
@@ -1020,19 +1035,92 @@ START_TEST(connect_name_twice)
 }
 END_TEST
 
+/* An interface that is not a TAP is named so, even when it is down, and the fix suggests a TAP
+ * under a name that is free (the suggested ip tuntap add would fail on the existing name). */
+static int not_tap_main(int argc, char **argv, void *arg)
+{
+	const char *ifname = arg;
+	mk_net *net = NULL;
+	int r = mk_net_connect("svc", &net, NULL);
+	ck_assert_msg(r == -EINVAL, "mk_net_connect on %s = %d (%s), expected -EINVAL: \"%s\"",
+	              ifname, r, mk_strerror(r), mk_last_error());
+	expect_error_mentions("mk_net_connect", "not a TAP");
+	expect_error_mentions("mk_net_connect", "'svc'");
+	const char *add = strstr(mk_last_error(), "ip tuntap add dev ");
+	ck_assert_msg(add != NULL, "no ip tuntap add in \"%s\"", mk_last_error());
+	char other[IFNAMSIZ + 1] = "";
+	ck_assert_int_eq(sscanf(add, "ip tuntap add dev %16s", other), 1);
+	ck_assert_msg(strcmp(other, ifname) != 0 && if_nametoindex(other) == 0,
+	              "the fix suggests creating '%s', which exists: \"%s\"", other,
+	              mk_last_error());
+	char hint[64];
+	snprintf(hint, sizeof(hint), "--net:svc=%s", other);
+	expect_error_mentions("mk_net_connect", hint);
+	return 0;
+}
+
 START_TEST(connect_not_a_tap)
 {
-	struct conn_case cc = {"svc", -EINVAL, {"svc"}};
 	mkt_tap_delete("tct0");
 	ck_assert_int_eq(mkt_sh("ip tuntap add dev tct0 mode tun && ip link set dev tct0 up"), 0);
-	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tct0", NULL), 0);
+	ck_assert_int_eq(mkt_run(not_tap_main, "tct0", "--net:svc=tct0", NULL), 0);
+	/* Down, it is still "not a TAP" first, not "bring it up". */
+	ck_assert_int_eq(mkt_sh("ip link set dev tct0 down"), 0);
+	ck_assert_int_eq(mkt_run(not_tap_main, "tct0", "--net:svc=tct0", NULL), 0);
 	mkt_tap_delete("tct0");
+	mkt_sh("ip link del tcv0 >/dev/null 2>&1");
+	if (mkt_sh("ip link add tcv0 type veth peer name tcv1") == 0) { /* down, as made */
+		ck_assert_int_eq(mkt_run(not_tap_main, "tcv0", "--net:svc=tcv0", NULL), 0);
+		mkt_sh("ip link del tcv0");
+	}
+	ck_assert_int_eq(mkt_run(not_tap_main, "lo", "--net:svc=lo", NULL), 0);
+}
+END_TEST
+
+/* Names the kernel cannot have are refused up front; others are echoed escaped, never raw. */
+START_TEST(connect_bad_names)
+{
+	struct conn_case spaced = {
+	    .name = "svc", .expect = -EINVAL, .mention = {"'svc'", "cannot be an interface name"}};
+	ck_assert_int_eq(mkt_run(conn_main, &spaced, "--net:svc=tap 0", NULL), 0);
+	ck_assert_int_eq(mkt_run(conn_main, &spaced, "--net:svc=a/b", NULL), 0);
+	ck_assert_int_eq(mkt_run(conn_main, &spaced, "--net:svc=a:b", NULL), 0);
+	ck_assert_int_eq(mkt_run(conn_main, &spaced, "--net:svc=..", NULL), 0);
+	struct conn_case newline = {
+	    .name = "svc",
+	    .expect = -EINVAL,
+	    .mention = {"'svc'", "cannot be an interface name", "tap\\x0a0"},
+	    .first = NULL,
+	    .not_mention = "\n"};
+	ck_assert_int_eq(mkt_run(conn_main, &newline, "--net:svc=tap\n0", NULL), 0);
+	/* A control byte is allowed by the kernel: the name is missing, and the command to create
+	 * it quotes it for the shell. */
+	struct conn_case ctl = {.name = "svc",
+	                        .expect = -ENODEV,
+	                        .mention = {"'svc'", "ip tuntap add dev $'tc\\x01x'"},
+	                        .first = NULL,
+	                        .not_mention = "\x01"};
+	ck_assert_int_eq(mkt_run(conn_main, &ctl, "--net:svc=tc\x01x", NULL), 0);
+}
+END_TEST
+
+/* Two devices of this program on one TAP: the second is refused, naming the first. */
+START_TEST(connect_same_tap_twice)
+{
+	struct conn_case cc = {.name = "b",
+	                       .expect = -EBUSY,
+	                       .mention = {"'b'", "'a'", "this program"},
+	                       .first = "a",
+	                       .not_mention = "another process"};
+	tap_new("tcq0", 0, 1);
+	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:a=tcq0", "--net:b=tcq0", NULL), 0);
+	mkt_tap_delete("tcq0");
 }
 END_TEST
 
 START_TEST(connect_busy)
 {
-	struct conn_case cc = {"svc", -EBUSY, {"svc"}};
+	struct conn_case cc = {.name = "svc", .expect = -EBUSY, .mention = {"svc"}};
 	tap_new("tcb0", 0, 1);
 	int fd = mkt_tun_attach("tcb0", IFF_TAP | IFF_NO_PI);
 	ck_assert_msg(fd >= 0, "cannot attach to tcb0: %s", strerror(-fd));
@@ -1250,14 +1338,14 @@ END_TEST
 START_TEST(fd_bad)
 {
 	ck_assert_msg(fcntl(1000, F_GETFD) == -1 && errno == EBADF, "descriptor 1000 is open");
-	struct conn_case closed = {"svc", -EBADF, {"svc"}};
+	struct conn_case closed = {.name = "svc", .expect = -EBADF, .mention = {"svc"}};
 	ck_assert_int_eq(mkt_run(conn_main, &closed, "--net:svc=@1000", NULL), 0);
 
 	int null_fd = open("/dev/null", O_RDWR);
 	ck_assert_int_ge(null_fd, 0);
 	char arg[32];
 	snprintf(arg, sizeof(arg), "--net:svc=@%d", null_fd);
-	struct conn_case not_tap = {"svc", -EINVAL, {"svc"}};
+	struct conn_case not_tap = {.name = "svc", .expect = -EINVAL, .mention = {"svc"}};
 	ck_assert_int_eq(mkt_run(conn_main, &not_tap, arg, NULL), 0);
 	close(null_fd);
 
@@ -1267,6 +1355,54 @@ START_TEST(fd_bad)
 	snprintf(arg, sizeof(arg), "--net:svc=@%d", tun_fd);
 	ck_assert_int_eq(mkt_run(conn_main, &not_tap, arg, NULL), 0);
 	close(tun_fd);
+
+	/* A TAP whose frames would carry a header: without IFF_NO_PI, or with IFF_VNET_HDR. */
+	static const struct {
+		short flags;
+		const char *mention;
+	} headers[] = {{IFF_TAP, "IFF_NO_PI"},
+	               {IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, "IFF_VNET_HDR"}};
+	for (size_t i = 0; i < 2; i++) {
+		int fd = mkt_tun_attach("tfb1", headers[i].flags);
+		ck_assert_msg(fd >= 0, "cannot create TAP tfb1: %s", strerror(-fd));
+		ck_assert_int_eq(mkt_sh("ip link set dev tfb1 up"), 0);
+		snprintf(arg, sizeof(arg), "--net:svc=@%d", fd);
+		struct conn_case header = {.name = "svc",
+		                           .expect = -EINVAL,
+		                           .mention = {"'svc'", headers[i].mention, "tfb1"}};
+		ck_assert_int_eq(mkt_run(conn_main, &header, arg, NULL), 0);
+		close(fd);
+		mkt_tap_delete("tfb1");
+	}
+}
+END_TEST
+
+/* One descriptor for two devices, or a copy of one: the second is refused, naming the first, and
+ * the descriptor is closed once, by the first. */
+START_TEST(fd_shared)
+{
+	char a[32], b[32];
+	for (int copy = 0; copy < 2; copy++) {
+		int fd = mkt_tun_attach("tfs0", IFF_TAP | IFF_NO_PI);
+		ck_assert_msg(fd >= 0, "cannot create TAP tfs0: %s", strerror(-fd));
+		ck_assert_int_eq(mkt_sh("ip link set dev tfs0 up"), 0);
+		int other = copy ? dup(fd) : fd;
+		ck_assert_int_ge(other, 0);
+		snprintf(a, sizeof(a), "--net:a=@%d", fd);
+		snprintf(b, sizeof(b), "--net:b=@%d", other);
+		struct conn_case cc = {.name = "b",
+		                       .expect = -EBUSY,
+		                       .mention = {"'b'", "'a'", "this program"},
+		                       .first = "a"};
+		ck_assert_int_eq(mkt_run(conn_main, &cc, a, b, NULL), 0);
+		ck_assert_msg(fcntl(fd, F_GETFD) == -1 && errno == EBADF,
+		              "device a's descriptor is still open after mk_run");
+		if (copy) {
+			ck_assert_msg(fcntl(other, F_GETFD) >= 0, "the copy was closed by mk_run");
+			close(other);
+		}
+		mkt_tap_delete("tfs0");
+	}
 }
 END_TEST
 
@@ -1932,12 +2068,15 @@ int main(void)
 	tcase_add_test(config, connect_interface_down);
 	tcase_add_test(config, connect_name_twice);
 	tcase_add_test(config, connect_not_a_tap);
+	tcase_add_test(config, connect_bad_names);
+	tcase_add_test(config, connect_same_tap_twice);
 	tcase_add_test(config, connect_busy);
 	tcase_add_test(config, released_at_exit);
 	tcase_add_test(config, connect_twice);
 	tcase_add_test(config, connect_arguments);
 	tcase_add_test(config, fd_unprivileged);
 	tcase_add_test(config, fd_bad);
+	tcase_add_test(config, fd_shared);
 	suite_add_tcase(s, config);
 
 	TCase *load = tcase_create("load");
