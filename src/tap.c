@@ -243,18 +243,20 @@ static int check_iface(int sock, const char *name, const char *iface, struct ifa
 	show(&sh, iface, false);
 	show(&cmd, iface, true);
 	if (strcmp(info->kind, "tun") != 0 || info->tun_type == IFF_TUN) {
-		char other[IFNAMSIZ];
+		char other[IFNAMSIZ], what[48];
 		free_tap_name(sock, other);
+		if (info->kind[0] == '\0')
+			snprintf(what, sizeof(what), "a physical or loopback interface");
+		else if (strcmp(info->kind, "tun") == 0)
+			snprintf(what, sizeof(what), "a TUN, which carries IP packets");
+		else
+			snprintf(what, sizeof(what), "a %s interface", info->kind);
 		return mk__fail(
 		    -EINVAL,
 		    "net device '%s': interface '%s' is not a TAP interface (it is %s); "
 		    "give a TAP instead, e.g. create one with: " CREATE_HINT
 		    ", and start with --net:%s=%s",
-		    name, sh.text,
-		    info->kind[0] == '\0'            ? "not a virtual interface"
-		    : strcmp(info->kind, "tun") == 0 ? "a TUN, which carries IP packets"
-		                                     : info->kind,
-		    other, other, name, other);
+		    name, sh.text, what, other, other, name, other);
 	}
 	if (!(info->flags & IFF_UP))
 		return mk__fail(-ENETDOWN,
