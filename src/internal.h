@@ -121,6 +121,8 @@ struct mk_task {
 	char name[32];
 };
 
+#define MK__NET_CACHE 16
+
 struct mk__sched {
 	struct mk__loop loop;
 	struct mk_task *current;
@@ -137,7 +139,7 @@ struct mk__sched {
 	bool stopping; /* main has ended or a stop signal came: every task is cancelled */
 	struct mk__args args;
 	struct mk_net *nets;
-	struct mk_net *net_last; /* the device net.c last found in (nets), or NULL */
+	struct mk_net *net_cache[MK__NET_CACHE]; /* devices net.c found in (nets), by pointer */
 	struct mk_block *blocks;
 	size_t stack_size;
 	unsigned busy_poll_us;

@@ -243,21 +243,29 @@ static bool range_ok(const void *buf, size_t size, size_t off, size_t len)
 	return buf != NULL && off <= size && len <= size - off;
 }
 
+/* The slot of (n) in its scheduler's cache of devices found. */
+static size_t cache_slot(const mk_net *n)
+{
+	return (size_t)(((uintptr_t)n * 0x9e3779b97f4a7c15u) >> 60) % MK__NET_CACHE;
+}
+
 /* The scheduler running on this thread when (n) is one of its devices, else NULL. Only the
  * pointer is compared, never dereferenced: a handle kept after its mk_run returned (freed), or
- * used from another thread, is refused without being touched. The last device found is
- * remembered, so the common case is two compares. */
+ * used from another thread, is refused without being touched. Devices found are remembered in a
+ * small cache by pointer, so the common case is a compare or two, however many devices take
+ * turns. */
 static struct mk__sched *net_owner(const mk_net *n)
 {
 	struct mk__sched *s = mk__sched_current;
+	size_t slot = cache_slot(n);
 
 	if (s == NULL || n == NULL)
 		return NULL;
-	if (s->net_last == n)
+	if (s->net_cache[slot] == n)
 		return s;
 	for (struct mk_net *m = s->nets; m != NULL; m = m->next)
 		if (m == n) {
-			s->net_last = m;
+			s->net_cache[slot] = m;
 			return s;
 		}
 	return NULL;
@@ -392,7 +400,7 @@ const char *mk_net_name(const mk_net *n)
 
 void mk__net_close_all(struct mk__sched *s)
 {
-	s->net_last = NULL;
+	memset(s->net_cache, 0, sizeof(s->net_cache));
 	while (s->nets != NULL) {
 		struct mk_net *n = s->nets;
 		s->nets = n->next;

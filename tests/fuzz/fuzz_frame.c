@@ -351,7 +351,7 @@ static int fuzz_main(int argc, char **argv, void *arg)
 	mk_hook_remove(h);
 	/* Taken off again: the harness frees it, not mk_run. */
 	s->nets = r->net->next;
-	s->net_last = NULL;
+	memset(s->net_cache, 0, sizeof(s->net_cache));
 	return 0;
 }
 
