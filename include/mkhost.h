@@ -12,6 +12,9 @@
  * - Every function except mk_run(), mk_strerror(), mk_last_error(), mk_version() and the clocks
  *   must be called from a task, that is from inside mk_run() on the thread that called it. Called
  *   anywhere else they return -EPERM (or NULL) and do nothing.
+ * - A device handle belongs to the mk_run() that connected it and to its thread. Used after that
+ *   mk_run() returned (the handle is freed then), or from another thread, every call on it
+ *   returns -EPERM (NULL, 0) without touching the memory it points to.
  */
 #ifndef MKHOST_H
 #define MKHOST_H
@@ -230,9 +233,12 @@ struct mk_net_stats {
  * Does not suspend (it may sleep the thread up to ~200 ms while the kernel still holds the TAP
  * for a process that just exited).
  * Returns 0, or one of these, with a sentence in mk_last_error():
- *   -EINVAL   (name) or (out) is NULL, or the interface is not a TAP; or its --net-pcap file
- *             exists but is not a regular file (FIFO, device, directory), or is also the
- *             file of a block device or of another device's capture (nothing is emptied);
+ *   -EINVAL   (name) or (out) is NULL; the interface is not a TAP (said before whether it is up),
+ *             or its name cannot be an interface name (empty, longer than 15 bytes, "." or "..",
+ *             or with '/', ':' or white space); the @FD descriptor is not a TAP, or frames on it
+ *             would carry a header (attached without IFF_NO_PI, or with IFF_VNET_HDR); or its
+ *             --net-pcap file exists but is not a regular file (FIFO, device, directory), or is
+ *             also the file of a block device or of another device's capture (nothing is emptied);
  *   -ENOENT   (name) was not given on the command line;
  *   -ENOTDIR  the directory of its --net-pcap file does not exist (or is not a directory);
  *   -EEXIST   (name) was given more than once on the command line;
@@ -241,7 +247,8 @@ struct mk_net_stats {
  *   -ENETDOWN the interface is down;
  *   -EPERM / -EACCES  no permission to attach to the interface;
  *   -EBADF    the @FD descriptor is not open;
- *   -EBUSY    the interface is attached by another process;
+ *   -EBUSY    the interface is attached by another process, or it (or the @FD descriptor, or
+ *             a copy of it) is already another net device of this program (named);
  *   -ENOTSUP  --net:NAME=slirp in a build without libslirp;
  *   -EMFILE / -ENFILE / -ENOMEM  out of resources;
  *   other open(2) and write(2) errors of the --net-pcap file as they come (-EACCES, -EROFS,
@@ -277,7 +284,8 @@ MK_EXPORT ssize_t mk_net_write_bigstring(mk_net *net, const void *buf, size_t si
                                          size_t len);
 
 /* mk_net_write_bigstring() for memory that may be anywhere: the frame is copied into the device's
- * own buffer first. Same results. */
+ * own buffer first. Same results; also -EBUSY, nothing sent, when called from inside a filler of
+ * mk_net_write_into() on the same device (that buffer holds the frame being filled). */
 MK_EXPORT ssize_t mk_net_write_string(mk_net *net, const void *buf, size_t size, size_t off,
                                       size_t len);
 
@@ -287,16 +295,22 @@ typedef size_t (*mk_net_fill_fn)(void *buf, size_t len, void *ctx);
 
 /* Let the library provide a frame buffer of (len) bytes, have fn(buf, len, ctx) fill it, and write
  * the (n) bytes it returns as one frame. Atomic, and does not suspend.
+ * Inside (fn), mk_net_write_into() and mk_net_write_string() on the same device are refused with
+ * -EBUSY (the buffer is the device's one transmit buffer); mk_net_write_bigstring() works and its
+ * frame goes out at once, before the one being filled.
  * Returns n; 0 if (fn) returned 0 (nothing is sent) or the kernel refused the frame (counted in
- * tx_drops); or -EINVAL if (fn) is NULL, len > mtu + 14, or (fn) returned more than (len) or
- * fewer than 14 bytes (nothing is sent). */
+ * tx_drops); -EINVAL if (fn) is NULL, len > mtu + 14, or (fn) returned more than (len) or
+ * fewer than 14 bytes (nothing is sent); -EBUSY when called from inside a filler of the same
+ * device (fn is not called); -EPERM outside mk_run. */
 MK_EXPORT ssize_t mk_net_write_into(mk_net *net, size_t len, mk_net_fill_fn fn, void *ctx);
 
 /* Copy the device's counters into (*out).
- * Returns 0; -EINVAL if an argument is NULL. */
+ * Returns 0; -EINVAL if an argument is NULL; -EPERM outside the mk_run that connected (net) or
+ * from another thread. */
 MK_EXPORT int mk_net_stats(const mk_net *net, struct mk_net_stats *out);
 
-/* The name the device was connected by. */
+/* The name the device was connected by; NULL for NULL, outside the mk_run that connected (net),
+ * or from another thread. */
 MK_EXPORT const char *mk_net_name(const mk_net *net);
 
 /* ======================================================================================== */
@@ -411,10 +425,13 @@ MK_EXPORT int mk_block_write(mk_block *block, uint64_t dst_off, const void *src,
 MK_EXPORT int mk_block_flush(mk_block *block);
 
 /* Copy the device's counters into (*out).
- * Returns 0; -EINVAL if an argument is NULL. */
+ * Returns 0; -EINVAL if an argument is NULL; -EPERM outside the mk_run that connected (block) or
+ * from another thread. */
 MK_EXPORT int mk_block_stats(const mk_block *block, struct mk_block_stats *out);
 
-/* The name the device was connected by. */
+/* The name the device was connected by; NULL for NULL, outside the mk_run that connected
+ * (block), or from another thread. mk_block_sector_size(), mk_block_length() and
+ * mk_block_read_only() give 0 then. */
 MK_EXPORT const char *mk_block_name(const mk_block *block);
 
 #ifdef __cplusplus

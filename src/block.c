@@ -238,20 +238,38 @@ int mk__block_open_all(struct mk__sched *s)
 
 /* ---- arguments ------------------------------------------------------------------------ */
 
+/* The scheduler running on this thread when (b) is one of its devices, else NULL. Only the
+ * pointer is compared, never dereferenced: a handle kept after its mk_run returned (freed), or
+ * used from another thread, is refused without being touched. */
+static struct mk__sched *block_sched(const mk_block *b)
+{
+	struct mk__sched *s = mk__sched_current;
+
+	if (s == NULL || b == NULL)
+		return NULL;
+	for (struct mk_block *m = s->blocks; m != NULL; m = m->next)
+		if (m == b)
+			return s;
+	return NULL;
+}
+
+/* -EINVAL for no handle, -EPERM for one that is not this thread's scheduler's (or from outside a
+ * task when (task) is asked for), else 0. */
+static int block_check(const mk_block *b, bool task)
+{
+	if (b == NULL)
+		return -EINVAL;
+	if (block_sched(b) == NULL || (task && mk__sched_task() == NULL))
+		return -EPERM;
+	return 0;
+}
+
 /* The checks shared by every sector transfer: a sector-aligned sector inside the device, and a
  * buffer of (size) bytes that holds a sector from (off). */
 static bool sector_ok(const mk_block *b, uint64_t dev_off, const void *buf, size_t size, size_t off)
 {
 	return b != NULL && buf != NULL && dev_off % b->sector_size == 0 && dev_off < b->length &&
 	       b->length - dev_off >= b->sector_size && off <= size && size - off >= b->sector_size;
-}
-
-/* The scheduler (device, calling thread) when the device belongs to the one running here. */
-static struct mk__sched *block_sched(const mk_block *b)
-{
-	struct mk__sched *s = mk__sched_current;
-
-	return (s != NULL && b->sched == s) ? s : NULL;
 }
 
 static int read_only_error(const mk_block *b)
@@ -302,20 +320,24 @@ static int transfer_now(mk_block *b, enum mk__file_op op, uint8_t *buf, uint64_t
 
 int mk_block_atomic_read(mk_block *b, uint64_t src_off, void *dst, size_t dst_size, size_t dst_off)
 {
+	int err = block_check(b, false);
+
+	if (err != 0)
+		return err;
 	if (!sector_ok(b, src_off, dst, dst_size, dst_off))
 		return -EINVAL;
-	if (block_sched(b) == NULL)
-		return -EPERM;
 	return transfer_now(b, MK__FILE_READ, (uint8_t *)dst + dst_off, src_off);
 }
 
 int mk_block_atomic_write(mk_block *b, uint64_t dst_off, const void *src, size_t src_size,
                           size_t src_off)
 {
+	int err = block_check(b, false);
+
+	if (err != 0)
+		return err;
 	if (!sector_ok(b, dst_off, src, src_size, src_off))
 		return -EINVAL;
-	if (block_sched(b) == NULL)
-		return -EPERM;
 	if (b->read_only)
 		return read_only_error(b);
 	return transfer_now(b, MK__FILE_WRITE, (uint8_t *)src + src_off, dst_off);
@@ -400,61 +422,63 @@ static int transfer_scheduled(struct mk__sched *s, mk_block *b, enum mk__file_op
 
 int mk_block_read(mk_block *b, uint64_t src_off, void *dst, size_t dst_size, size_t dst_off)
 {
-	struct mk__sched *s = mk__sched_task();
+	int err = block_check(b, true);
 
+	if (err != 0)
+		return err;
 	if (!sector_ok(b, src_off, dst, dst_size, dst_off))
 		return -EINVAL;
-	if (s == NULL || b->sched != s)
-		return -EPERM;
-	return transfer_scheduled(s, b, MK__FILE_READ, (uint8_t *)dst + dst_off, src_off);
+	return transfer_scheduled(b->sched, b, MK__FILE_READ, (uint8_t *)dst + dst_off, src_off);
 }
 
 int mk_block_write(mk_block *b, uint64_t dst_off, const void *src, size_t src_size, size_t src_off)
 {
-	struct mk__sched *s = mk__sched_task();
+	int err = block_check(b, true);
 
+	if (err != 0)
+		return err;
 	if (!sector_ok(b, dst_off, src, src_size, src_off))
 		return -EINVAL;
-	if (s == NULL || b->sched != s)
-		return -EPERM;
 	if (b->read_only)
 		return read_only_error(b);
 	/* The loop's file operation takes a mutable buffer for both directions; a write only reads
 	 * it. */
-	return transfer_scheduled(s, b, MK__FILE_WRITE, (uint8_t *)src + src_off, dst_off);
+	return transfer_scheduled(b->sched, b, MK__FILE_WRITE, (uint8_t *)src + src_off, dst_off);
 }
 
 int mk_block_flush(mk_block *b)
 {
-	struct mk__sched *s = mk__sched_task();
+	int err = block_check(b, true);
 
-	if (b == NULL)
-		return -EINVAL;
-	if (s == NULL || b->sched != s)
-		return -EPERM;
-	return transfer_scheduled(s, b, MK__FILE_FSYNC, NULL, 0);
+	if (err != 0)
+		return err;
+	return transfer_scheduled(b->sched, b, MK__FILE_FSYNC, NULL, 0);
 }
 
 /* ---- the rest ------------------------------------------------------------------------- */
 
 size_t mk_block_sector_size(const mk_block *b)
 {
-	return b != NULL ? b->sector_size : 0;
+	return block_sched(b) != NULL ? b->sector_size : 0;
 }
 
 uint64_t mk_block_length(const mk_block *b)
 {
-	return b != NULL ? b->length : 0;
+	return block_sched(b) != NULL ? b->length : 0;
 }
 
 int mk_block_read_only(const mk_block *b)
 {
-	return b != NULL && b->read_only;
+	return block_sched(b) != NULL && b->read_only;
 }
 
 int mk_block_stats(const mk_block *b, struct mk_block_stats *out)
 {
-	if (b == NULL || out == NULL)
+	int err = block_check(b, false);
+
+	if (err != 0)
+		return err;
+	if (out == NULL)
 		return -EINVAL;
 	*out = b->stats;
 	return 0;
@@ -462,7 +486,7 @@ int mk_block_stats(const mk_block *b, struct mk_block_stats *out)
 
 const char *mk_block_name(const mk_block *b)
 {
-	return b != NULL ? b->name : NULL;
+	return block_sched(b) != NULL ? b->name : NULL;
 }
 
 void mk__block_close_all(struct mk__sched *s)

@@ -126,6 +126,8 @@ struct mk_task {
 	char name[32];
 };
 
+#define MK__NET_CACHE 16
+
 struct mk__sched {
 	struct mk__loop loop;
 	struct mk_task *current;
@@ -142,6 +144,7 @@ struct mk__sched {
 	bool stopping; /* main has ended or a stop signal came: every task is cancelled */
 	struct mk__args args;
 	struct mk_net *nets;
+	struct mk_net *net_cache[MK__NET_CACHE]; /* devices net.c found in (nets), by pointer */
 	struct mk_block *blocks;
 	size_t stack_size;
 	unsigned busy_poll_us;
@@ -235,6 +238,7 @@ struct mk_net {
 	struct mk__pcap *pcap;   /* --net-pcap, or NULL */
 	struct mk__fault *fault; /* --net-fault, or NULL */
 	bool claimed;            /* returned by mk_net_connect (not just opened by --sandbox) */
+	bool filling;            /* mk_net_write_into's filler is writing into txbuf */
 };
 
 /* Open the link of a new device: set n->link, n->fd (or -1), n->cfg.mtu and link_state from

@@ -243,33 +243,67 @@ static bool range_ok(const void *buf, size_t size, size_t off, size_t len)
 	return buf != NULL && off <= size && len <= size - off;
 }
 
-static struct mk__sched *net_sched(const mk_net *n)
+/* The slot of (n) in its scheduler's cache of devices found. */
+static size_t cache_slot(const mk_net *n)
+{
+	return (size_t)(((uintptr_t)n * 0x9e3779b97f4a7c15u) >> 60) % MK__NET_CACHE;
+}
+
+/* The scheduler running on this thread when (n) is one of its devices, else NULL. Only the
+ * pointer is compared, never dereferenced: a handle kept after its mk_run returned (freed), or
+ * used from another thread, is refused without being touched. Devices found are remembered in a
+ * small cache by pointer, so the common case is a compare or two, however many devices take
+ * turns. */
+static struct mk__sched *net_owner(const mk_net *n)
 {
 	struct mk__sched *s = mk__sched_current;
+	size_t slot = cache_slot(n);
 
-	return (n != NULL && s != NULL && n->sched == s) ? s : NULL;
+	if (s == NULL || n == NULL)
+		return NULL;
+	if (s->net_cache[slot] == n)
+		return s;
+	for (struct mk_net *m = s->nets; m != NULL; m = m->next)
+		if (m == n) {
+			s->net_cache[slot] = m;
+			return s;
+		}
+	return NULL;
+}
+
+/* -EINVAL for no handle, -EPERM for one that is not this thread's scheduler's (or from outside a
+ * task when (task) is asked for), else 0. */
+static int net_check(const mk_net *n, bool task)
+{
+	if (n == NULL)
+		return -EINVAL;
+	if (net_owner(n) == NULL || (task && mk__sched_task() == NULL))
+		return -EPERM;
+	return 0;
 }
 
 ssize_t mk_net_read_bigstring(mk_net *n, void *buf, size_t size, size_t off, size_t len)
 {
-	struct mk__sched *s = mk__sched_task();
+	int err = net_check(n, true);
 
-	if (n == NULL || !range_ok(buf, size, off, len) || len < frame_max(n))
+	if (err != 0)
+		return err;
+	if (!range_ok(buf, size, off, len) || len < frame_max(n))
 		return -EINVAL;
-	if (s == NULL || n->sched != s)
-		return -EPERM;
-	return net_read(s, n, (uint8_t *)buf + off, len);
+	return net_read(n->sched, n, (uint8_t *)buf + off, len);
 }
 
 ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t len)
 {
-	struct mk__sched *s = mk__sched_task();
+	struct mk__sched *s;
 	ssize_t r;
+	int err = net_check(n, true);
 
-	if (n == NULL || !range_ok(buf, size, off, len) || len < frame_max(n))
+	if (err != 0)
+		return err;
+	if (!range_ok(buf, size, off, len) || len < frame_max(n))
 		return -EINVAL;
-	if (s == NULL || n->sched != s)
-		return -EPERM;
+	s = n->sched;
 	r = net_read(s, n, n->rxbuf, frame_max(n) + 1);
 	if (r > 0)
 		memcpy((uint8_t *)buf + off, n->rxbuf, (size_t)r);
@@ -301,19 +335,25 @@ static bool frame_len_ok(const mk_net *n, size_t len)
 
 ssize_t mk_net_write_bigstring(mk_net *n, const void *buf, size_t size, size_t off, size_t len)
 {
-	if (n == NULL || !range_ok(buf, size, off, len) || !frame_len_ok(n, len))
+	int err = net_check(n, false);
+
+	if (err != 0)
+		return err;
+	if (!range_ok(buf, size, off, len) || !frame_len_ok(n, len))
 		return -EINVAL;
-	if (net_sched(n) == NULL)
-		return -EPERM;
 	return write_frame(n, (const uint8_t *)buf + off, len);
 }
 
 ssize_t mk_net_write_string(mk_net *n, const void *buf, size_t size, size_t off, size_t len)
 {
-	if (n == NULL || !range_ok(buf, size, off, len) || !frame_len_ok(n, len))
+	int err = net_check(n, false);
+
+	if (err != 0)
+		return err;
+	if (!range_ok(buf, size, off, len) || !frame_len_ok(n, len))
 		return -EINVAL;
-	if (net_sched(n) == NULL)
-		return -EPERM;
+	if (n->filling) /* the transmit buffer holds the frame a filler is writing */
+		return -EBUSY;
 	memcpy(n->txbuf, (const uint8_t *)buf + off, len);
 	return write_frame(n, n->txbuf, len);
 }
@@ -321,12 +361,17 @@ ssize_t mk_net_write_string(mk_net *n, const void *buf, size_t size, size_t off,
 ssize_t mk_net_write_into(mk_net *n, size_t len, mk_net_fill_fn fn, void *ctx)
 {
 	size_t fill;
+	int err = net_check(n, false);
 
-	if (n == NULL || fn == NULL || len > frame_max(n))
+	if (err != 0)
+		return err;
+	if (fn == NULL || len > frame_max(n))
 		return -EINVAL;
-	if (net_sched(n) == NULL)
-		return -EPERM;
+	if (n->filling)
+		return -EBUSY;
+	n->filling = true;
 	fill = fn(n->txbuf, len, ctx);
+	n->filling = false;
 	if (fill == 0)
 		return 0;
 	if (fill > len || fill < MK_ETHER_HEADER)
@@ -338,7 +383,11 @@ ssize_t mk_net_write_into(mk_net *n, size_t len, mk_net_fill_fn fn, void *ctx)
 
 int mk_net_stats(const mk_net *n, struct mk_net_stats *out)
 {
-	if (n == NULL || out == NULL)
+	int err = net_check(n, false);
+
+	if (err != 0)
+		return err;
+	if (out == NULL)
 		return -EINVAL;
 	*out = n->stats;
 	return 0;
@@ -346,11 +395,12 @@ int mk_net_stats(const mk_net *n, struct mk_net_stats *out)
 
 const char *mk_net_name(const mk_net *n)
 {
-	return n != NULL ? n->name : NULL;
+	return net_owner(n) != NULL ? n->name : NULL;
 }
 
 void mk__net_close_all(struct mk__sched *s)
 {
+	memset(s->net_cache, 0, sizeof(s->net_cache));
 	while (s->nets != NULL) {
 		struct mk_net *n = s->nets;
 		s->nets = n->next;

@@ -4,12 +4,22 @@
  * had CAP_NET_ADMIN, so the interface is looked up first and checked again after), refuse one
  * that is down, read the MTU from the kernel, and turn the offloads off so that no frame is ever
  * larger than mtu + 14.
+ *
+ * What an interface is comes from the kernel's rtnetlink answer (RTM_GETLINK): its index, flags,
+ * MTU, and for TUN/TAP devices their type and whether frames carry a packet information or virtio
+ * header. TUNGETIFF cannot tell the last: it reports IFF_NOFILTER, which is the same bit as
+ * IFF_NO_PI, whenever no socket filter is attached.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_link.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
@@ -34,41 +44,230 @@ static const char *out_of_fds_fix(int err)
 	                                      : "";
 }
 
-static int ctl_socket(void)
+/* ---- interface names in sentences ------------------------------------------------------ */
+
+/* An interface name as text that can be printed and pasted: bytes other than letters, digits
+ * and ._-@+= are written \xHH; (shell) adds $'...' around such a name, so that it is one word of
+ * a shell command that means the same bytes. */
+struct shown {
+	char text[4 * IFNAMSIZ + 8];
+};
+
+static const char *show(struct shown *out, const char *iface, bool shell)
 {
-	return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool plain = iface[0] != '\0';
+	size_t k = 0;
+
+	for (const char *p = iface; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr("._-@+=", *p) == NULL)
+			plain = false;
+	if (plain) {
+		snprintf(out->text, sizeof(out->text), "%.*s", IFNAMSIZ * 4, iface);
+		return out->text;
+	}
+	if (shell)
+		k += (size_t)snprintf(out->text + k, sizeof(out->text) - k, "$'");
+	for (const char *p = iface; *p != '\0' && k + 8 < sizeof(out->text); p++) {
+		unsigned char c = (unsigned char)*p;
+		if (isalnum(c) || strchr("._-@+=", c) != NULL)
+			out->text[k++] = (char)c;
+		else
+			k += (size_t)snprintf(out->text + k, sizeof(out->text) - k, "\\x%02x", c);
+	}
+	out->text[k] = '\0';
+	if (shell)
+		snprintf(out->text + k, sizeof(out->text) - k, "'");
+	return out->text;
 }
 
-/* The interface must be up; store its MTU. */
-static int check_iface(const char *name, const char *iface, unsigned *mtu)
+/* The kernel's rule (dev_valid_name): 1 to 15 bytes, not "." or "..", no '/', ':' or space. */
+static int check_name(const char *name, const char *iface)
 {
-	struct ifreq ifr;
-	int sock = ctl_socket();
+	struct shown sh;
+	bool bad = iface[0] == '\0' || strlen(iface) >= IFNAMSIZ || strcmp(iface, ".") == 0 ||
+	           strcmp(iface, "..") == 0;
+
+	for (const char *p = iface; *p != '\0'; p++)
+		if (*p == '/' || *p == ':' || isspace((unsigned char)*p))
+			bad = true;
+	if (!bad)
+		return 0;
+	return mk__fail(
+	    -EINVAL,
+	    "net device '%s': '%s' cannot be an interface name (1 to 15 bytes, no "
+	    "'/', ':' or spaces); give the name of a TAP interface, as ip link shows it",
+	    name, show(&sh, iface, false));
+}
+
+/* ---- what the kernel says about an interface ------------------------------------------ */
+
+struct iface_info {
+	unsigned index;
+	unsigned flags; /* IFF_UP, ... */
+	unsigned mtu;
+	char kind[16]; /* "tun" for TUN/TAP interfaces; "" for a physical one */
+	int tun_type;  /* IFF_TAP or IFF_TUN; 0 when the kernel does not say (before 4.15) */
+	int pi;        /* 1: frames carry a packet information header; -1 unknown */
+	int vnet_hdr;  /* 1: frames carry a virtio header; -1 unknown */
+};
+
+static int route_socket(void)
+{
+	return socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+}
+
+static void parse_tun_data(const struct rtattr *data, struct iface_info *out)
+{
+	int len = (int)RTA_PAYLOAD(data);
+
+	for (const struct rtattr *a = RTA_DATA(data); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		uint8_t v = RTA_PAYLOAD(a) >= 1 ? *(const uint8_t *)RTA_DATA(a) : 0;
+		if (a->rta_type == IFLA_TUN_TYPE)
+			out->tun_type = v;
+		else if (a->rta_type == IFLA_TUN_PI)
+			out->pi = v;
+		else if (a->rta_type == IFLA_TUN_VNET_HDR)
+			out->vnet_hdr = v;
+	}
+}
+
+static void parse_linkinfo(const struct rtattr *info, struct iface_info *out)
+{
+	int len = (int)RTA_PAYLOAD(info);
+
+	for (const struct rtattr *a = RTA_DATA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if (a->rta_type == IFLA_INFO_KIND)
+			snprintf(out->kind, sizeof(out->kind), "%.*s", (int)RTA_PAYLOAD(a),
+			         (const char *)RTA_DATA(a));
+		else if (a->rta_type == IFLA_INFO_DATA && strcmp(out->kind, "tun") == 0)
+			parse_tun_data(a, out);
+	}
+}
+
+/* Ask the kernel about (iface) through the rtnetlink socket (sock). Returns 0, -ENODEV when there
+ * is no such interface, or another negative errno value. */
+static int query_iface(int sock, const char *iface, struct iface_info *out)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifinfomsg ifi;
+		char attrs[RTA_SPACE(IFNAMSIZ)];
+	} req;
+	size_t namelen = strlen(iface) + 1;
+	struct rtattr *name = (struct rtattr *)req.attrs;
+	union {
+		struct nlmsghdr nh;
+		char bytes[16384];
+	} *ans = malloc(sizeof(*ans));
+	ssize_t got;
 	int err = 0;
 
-	if (sock < 0)
-		return mk__fail(-errno, "net device '%s': cannot query interface '%s': %s%s", name,
-		                iface, strerror(errno), out_of_fds_fix(errno));
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
-	if (ioctl(sock, SIOCGIFFLAGS, &ifr) != 0)
-		err = mk__fail(
-		    -ENODEV,
-		    "net device '%s': interface '%s' does not exist; create it with: " CREATE_HINT,
-		    name, iface, iface, iface);
-	else if (!(ifr.ifr_flags & IFF_UP))
-		err = mk__fail(-ENETDOWN,
-		               "net device '%s': interface '%s' is down; bring it up with: "
-		               "ip link set dev %s up",
-		               name, iface, iface);
-	else if (ioctl(sock, SIOCGIFMTU, &ifr) != 0)
-		err = mk__fail(-errno, "net device '%s': cannot read the MTU of '%s': %s", name,
-		               iface, strerror(errno));
-	else
-		*mtu = (unsigned)ifr.ifr_mtu;
-	close(sock);
+	if (ans == NULL)
+		return -ENOMEM;
+	memset(&req, 0, sizeof(req));
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.ifi) + RTA_SPACE(namelen));
+	req.nh.nlmsg_type = RTM_GETLINK;
+	req.nh.nlmsg_flags = NLM_F_REQUEST;
+	req.ifi.ifi_family = AF_UNSPEC;
+	name->rta_type = IFLA_IFNAME;
+	name->rta_len = (unsigned short)RTA_LENGTH(namelen);
+	memcpy(RTA_DATA(name), iface, namelen);
+	memset(out, 0, sizeof(*out));
+	out->pi = out->vnet_hdr = -1;
+	/* The kernel answers a request for one link before send() returns. */
+	if (send(sock, &req, req.nh.nlmsg_len, 0) < 0 ||
+	    (got = recv(sock, ans, sizeof(*ans), MSG_DONTWAIT)) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (!NLMSG_OK(&ans->nh, (unsigned)got)) {
+		err = -EIO;
+	} else if (ans->nh.nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(&ans->nh);
+		err = e->error != 0 ? e->error : -EIO;
+	} else if (ans->nh.nlmsg_type != RTM_NEWLINK) {
+		err = -EIO;
+	} else {
+		const struct ifinfomsg *ifi = NLMSG_DATA(&ans->nh);
+		int len = (int)IFLA_PAYLOAD(&ans->nh);
+		out->index = (unsigned)ifi->ifi_index;
+		out->flags = ifi->ifi_flags;
+		for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+			if (a->rta_type == IFLA_MTU && RTA_PAYLOAD(a) >= 4)
+				memcpy(&out->mtu, RTA_DATA(a), 4);
+			else if (a->rta_type == IFLA_LINKINFO)
+				parse_linkinfo(a, out);
+		}
+	}
+out:
+	free(ans);
 	return err;
 }
+
+/* A name "tapN" that no interface has yet, for the fix of a sentence. */
+static void free_tap_name(int sock, char name[IFNAMSIZ])
+{
+	struct iface_info info;
+
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, IFNAMSIZ, "tap%d", i);
+		if (query_iface(sock, name, &info) == -ENODEV)
+			return;
+	}
+	snprintf(name, IFNAMSIZ, "mktap0");
+}
+
+static int query_error(const char *name, const char *iface, int err)
+{
+	struct shown sh, cmd;
+
+	show(&cmd, iface, true);
+	if (err == -ENODEV)
+		return mk__fail(
+		    -ENODEV,
+		    "net device '%s': interface '%s' does not exist; create it with: " CREATE_HINT,
+		    name, show(&sh, iface, false), cmd.text, cmd.text);
+	return mk__fail(err, "net device '%s': cannot query interface '%s': %s%s", name,
+	                show(&sh, iface, false), strerror(-err), out_of_fds_fix(-err));
+}
+
+/* The interface (iface) must exist, be a TAP, and be up; store its index and MTU. (sock) is an
+ * rtnetlink socket. */
+static int check_iface(int sock, const char *name, const char *iface, struct iface_info *info)
+{
+	struct shown sh, cmd;
+	int err = query_iface(sock, iface, info);
+
+	if (err != 0)
+		return query_error(name, iface, err);
+	show(&sh, iface, false);
+	show(&cmd, iface, true);
+	if (strcmp(info->kind, "tun") != 0 || info->tun_type == IFF_TUN) {
+		char other[IFNAMSIZ], what[48];
+		free_tap_name(sock, other);
+		if (info->kind[0] == '\0')
+			snprintf(what, sizeof(what), "a physical or loopback interface");
+		else if (strcmp(info->kind, "tun") == 0)
+			snprintf(what, sizeof(what), "a TUN, which carries IP packets");
+		else
+			snprintf(what, sizeof(what), "a %s interface", info->kind);
+		return mk__fail(
+		    -EINVAL,
+		    "net device '%s': interface '%s' is not a TAP interface (it is %s); "
+		    "give a TAP instead, e.g. create one with: " CREATE_HINT
+		    ", and start with --net:%s=%s",
+		    name, sh.text, what, other, other, name, other);
+	}
+	if (!(info->flags & IFF_UP))
+		return mk__fail(-ENETDOWN,
+		                "net device '%s': interface '%s' is down; bring it up with: "
+		                "ip link set dev %s up",
+		                name, sh.text, cmd.text);
+	return 0;
+}
+
+/* The net device of this program whose TAP descriptor is (fd), or is attached to (iface). */
+static const mk_net *tap_user(const mk_net *self, int fd, const char *iface);
 
 static void sleep_ns(long ns)
 {
@@ -80,8 +279,11 @@ static void sleep_ns(long ns)
 static int set_iff(const char *name, const char *iface, int fd)
 {
 	struct ifreq ifr;
+	struct shown sh, cmd;
 	long long waited = 0;
 
+	show(&sh, iface, false);
+	show(&cmd, iface, true);
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
@@ -92,43 +294,54 @@ static int set_iff(const char *name, const char *iface, int fd)
 			continue;
 		}
 		if (errno == EBUSY)
-			return mk__fail(
-			    -EBUSY,
-			    "net device '%s': interface '%s' is attached by another process; "
-			    "stop it or use another TAP",
-			    name, iface);
+			return mk__fail(-EBUSY,
+			                "net device '%s': interface '%s' is attached by another "
+			                "process (or another mk_run of this one); stop it or use "
+			                "another TAP",
+			                name, sh.text);
 		if (errno == EPERM || errno == EACCES)
 			return mk__fail(
 			    -EPERM,
 			    "net device '%s': no permission to attach to '%s'; create it for "
 			    "your user with: ip tuntap add dev %s mode tap user $USER, or run "
 			    "as root",
-			    name, iface, iface);
+			    name, sh.text, cmd.text);
 		if (errno == EINVAL)
 			return mk__fail(
 			    -EINVAL,
-			    "net device '%s': interface '%s' is not a TAP interface; create a "
-			    "TAP with: " CREATE_HINT,
-			    name, iface, iface, iface);
-		return mk__fail(-errno, "net device '%s': cannot attach to '%s': %s", name, iface,
+			    "net device '%s': interface '%s' is not a TAP interface; "
+			    "give a TAP interface, made with ip tuntap add ... mode tap",
+			    name, sh.text);
+		return mk__fail(-errno, "net device '%s': cannot attach to '%s': %s", name, sh.text,
 		                strerror(errno));
 	}
 	return 0;
 }
 
-static int open_iface(const char *name, const char *iface, int *fd_out, unsigned *mtu)
+static int in_use_error(const char *name, const char *iface, const mk_net *other)
 {
-	unsigned index;
+	struct shown sh;
+
+	return mk__fail(-EBUSY,
+	                "net device '%s': interface '%s' is already net device '%s' of this "
+	                "program; give each device a TAP of its own",
+	                name, show(&sh, iface, false), other->name);
+}
+
+static int attach_iface(const mk_net *n, int sock, const char *iface, int *fd_out, unsigned *mtu)
+{
+	const char *name = n->name;
+	struct iface_info info, again;
+	const mk_net *other;
+	struct shown sh, cmd;
 	int fd, err;
 
-	if (strlen(iface) >= IFNAMSIZ)
-		return mk__fail(-EINVAL,
-		                "net device '%s': '%s' is longer than an interface name can be",
-		                name, iface);
-	err = check_iface(name, iface, mtu);
+	err = check_iface(sock, name, iface, &info);
 	if (err != 0)
 		return err;
-	index = if_nametoindex(iface);
+	other = tap_user(n, -1, iface);
+	if (other != NULL)
+		return in_use_error(name, iface, other);
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
@@ -146,49 +359,108 @@ static int open_iface(const char *name, const char *iface, int *fd_out, unsigned
 		                name, strerror(-err), name);
 	}
 	err = set_iff(name, iface, fd);
-	if (err == 0 && if_nametoindex(iface) != index)
-		err = mk__fail(-ENODEV,
-		               "net device '%s': interface '%s' disappeared while attaching; "
-		               "create it with: " CREATE_HINT,
-		               name, iface, iface, iface);
+	if (err == 0) {
+		/* Had it been deleted meanwhile, TUNSETIFF made a new one: same name, new index. */
+		int q = query_iface(sock, iface, &again);
+		show(&sh, iface, false);
+		show(&cmd, iface, true);
+		if (q == -ENODEV || (q == 0 && again.index != info.index))
+			err =
+			    mk__fail(-ENODEV,
+			             "net device '%s': interface '%s' disappeared while attaching; "
+			             "create it with: " CREATE_HINT,
+			             name, sh.text, cmd.text, cmd.text);
+		else if (q != 0)
+			err = query_error(name, iface, q);
+	}
 	if (err != 0) {
 		close(fd);
 		return err;
 	}
 	*fd_out = fd;
+	*mtu = info.mtu;
 	return 0;
 }
 
-static int check_fd(const char *name, int fd, int *fd_out, unsigned *mtu)
+static int open_iface(const mk_net *n, const char *iface, int *fd_out, unsigned *mtu)
 {
+	int err = check_name(n->name, iface);
+	int sock;
+
+	if (err != 0)
+		return err;
+	sock = route_socket();
+	if (sock < 0)
+		return query_error(n->name, iface, -errno);
+	err = attach_iface(n, sock, iface, fd_out, mtu);
+	close(sock);
+	return err;
+}
+
+static int check_fd(const mk_net *n, int fd, int *fd_out, unsigned *mtu)
+{
+	const char *name = n->name;
+	struct iface_info info;
 	struct ifreq ifr;
+	struct shown sh;
+	const mk_net *other;
 	int flags = fcntl(fd, F_GETFL);
+	int sock, err;
 
 	if (flags < 0)
 		return mk__fail(-EBADF,
 		                "net device '%s': descriptor %d is not open; the parent must "
 		                "pass the TAP descriptor open, without O_CLOEXEC",
 		                name, fd);
+	other = tap_user(n, fd, NULL);
+	if (other != NULL)
+		return mk__fail(-EBUSY,
+		                "net device '%s': descriptor %d is already net device '%s' of this "
+		                "program; give each device a TAP descriptor of its own",
+		                name, fd, other->name);
 	memset(&ifr, 0, sizeof(ifr));
 	if (ioctl(fd, TUNGETIFF, &ifr) != 0)
 		return mk__fail(-EINVAL,
 		                "net device '%s': descriptor %d is not a TAP descriptor; open "
 		                "/dev/net/tun and attach it with TUNSETIFF first",
 		                name, fd);
-	if (!(ifr.ifr_flags & IFF_TAP) || !(ifr.ifr_flags & IFF_NO_PI))
-		return mk__fail(-EINVAL,
-		                "net device '%s': descriptor %d is attached to '%s' without "
-		                "IFF_TAP | IFF_NO_PI; attach it as a TAP with no packet "
-		                "information header",
-		                name, fd, ifr.ifr_name);
-	int err = check_iface(name, ifr.ifr_name, mtu);
+	show(&sh, ifr.ifr_name, false);
+	if (!(ifr.ifr_flags & IFF_TAP))
+		return mk__fail(
+		    -EINVAL,
+		    "net device '%s': descriptor %d is attached to '%s', which is not a "
+		    "TAP (it carries IP packets); attach it with IFF_TAP | IFF_NO_PI",
+		    name, fd, sh.text);
+	/* A copy (dup) of another device's descriptor, or another queue of its interface. */
+	other = tap_user(n, -1, ifr.ifr_name);
+	if (other != NULL)
+		return mk__fail(-EBUSY,
+		                "net device '%s': descriptor %d is attached to '%s', which net "
+		                "device '%s' of this program already uses; give each device a TAP "
+		                "of its own",
+		                name, fd, sh.text, other->name);
+	sock = route_socket();
+	if (sock < 0)
+		return query_error(name, ifr.ifr_name, -errno);
+	err = check_iface(sock, name, ifr.ifr_name, &info);
+	close(sock);
 	if (err != 0)
 		return err;
+	if (info.pi == 1 || info.vnet_hdr == 1 || (ifr.ifr_flags & IFF_VNET_HDR))
+		return mk__fail(-EINVAL,
+		                "net device '%s': descriptor %d is attached to '%s' with %s: every "
+		                "frame would carry a %d-byte header; attach it with IFF_TAP | "
+		                "IFF_NO_PI and nothing else",
+		                name, fd, sh.text,
+		                info.pi == 1 ? "a packet information header (no IFF_NO_PI)"
+		                             : "IFF_VNET_HDR",
+		                info.pi == 1 ? 4 : 10);
 	if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
 		return mk__fail(-errno,
 		                "net device '%s': cannot make descriptor %d non-blocking: %s", name,
 		                fd, strerror(errno));
 	*fd_out = fd;
+	*mtu = info.mtu;
 	return 0;
 }
 
@@ -235,12 +507,27 @@ static const struct mk__link_ops tap_ops = {
     .close = tap_close,
 };
 
+static const mk_net *tap_user(const mk_net *self, int fd, const char *iface)
+{
+	for (const mk_net *m = self->sched->nets; m != NULL; m = m->next) {
+		struct ifreq ifr;
+		if (m == self || m->link != &tap_ops)
+			continue;
+		if (fd >= 0 && m->fd == fd)
+			return m;
+		memset(&ifr, 0, sizeof(ifr));
+		if (iface != NULL && ioctl(m->fd, TUNGETIFF, &ifr) == 0 &&
+		    strcmp(ifr.ifr_name, iface) == 0)
+			return m;
+	}
+	return NULL;
+}
+
 int mk__tap_link_open(mk_net *n, const struct mk__netarg *a)
 {
 	unsigned mtu = 0;
 	int fd = -1;
-	int err = a->value ? open_iface(a->name, a->value, &fd, &mtu)
-	                   : check_fd(a->name, a->fd, &fd, &mtu);
+	int err = a->value ? open_iface(n, a->value, &fd, &mtu) : check_fd(n, a->fd, &fd, &mtu);
 
 	if (err != 0)
 		return err;

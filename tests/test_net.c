@@ -22,6 +22,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -651,6 +652,194 @@ START_TEST(write_einval)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------- */
+/*  A write from inside a filler                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+enum nested_kind { NESTED_STRING, NESTED_INTO, NESTED_BIGSTRING };
+
+struct nested {
+	mk_net *net;
+	enum nested_kind kind;
+	ssize_t inner; /* what the nested write returned */
+};
+
+static size_t fill_inner(void *buf, size_t len, void *ctx)
+{
+	frame_fill(buf, 60, 2);
+	return 60;
+}
+
+/* Fills the outer frame (1), then writes frame 2 from inside the filler, then checks that its
+ * own buffer still holds frame 1. */
+static size_t fill_nested(void *buf, size_t len, void *ctx)
+{
+	struct nested *ns = ctx;
+	uint8_t f[60];
+
+	frame_fill(buf, 60, 1);
+	frame_fill(f, 60, 2);
+	if (ns->kind == NESTED_STRING)
+		ns->inner = mk_net_write_string(ns->net, f, sizeof(f), 0, 60);
+	else if (ns->kind == NESTED_INTO)
+		ns->inner = mk_net_write_into(ns->net, 60, fill_inner, NULL);
+	else
+		ns->inner = mk_net_write_bigstring(ns->net, f, sizeof(f), 0, 60);
+	return frame_ok(buf, 60, 60, 1) ? 60 : 0;
+}
+
+static int nested_main(int argc, char **argv, void *arg)
+{
+	struct ctx *c = arg;
+	struct nested ns = {.net = lib_connect("svc", c->ifname, &c->cfg), .kind = c->mode};
+	struct mk_net_stats st;
+
+	ck_assert_int_eq(mk_net_write_into(ns.net, 1514, fill_nested, &ns), 60);
+	if (ns.kind == NESTED_BIGSTRING) {
+		/* It needs no buffer of the device's: it goes out at once, before the outer. */
+		ck_assert_int_eq(ns.inner, 60);
+		expect_pk_frame(c->pfd, 60, 2);
+	} else {
+		ck_assert_msg(ns.inner == -EBUSY, "a nested write returned %zd, expected -EBUSY",
+		              ns.inner);
+	}
+	expect_pk_frame(c->pfd, 60, 1);
+	expect_pk_nothing(c->pfd, 100);
+	ck_assert_int_eq(mk_net_stats(ns.net, &st), 0);
+	ck_assert_uint_eq(st.tx_frames, ns.kind == NESTED_BIGSTRING ? 2 : 1);
+	ck_assert_uint_eq(st.tx_drops, 0);
+	/* The device's buffer is free again once the filler has returned. */
+	struct filler fl = {.fill = 60, .ret = 60, .seq = 3};
+	ck_assert_int_eq(mk_net_write_into(ns.net, 1514, fill_frame, &fl), 60);
+	expect_pk_frame(c->pfd, 60, 3);
+	return 0;
+}
+
+START_TEST(write_inside_filler)
+{
+	struct ctx c;
+	ctx_open(&c, "twn0", 0);
+	c.mode = _i;
+	ck_assert_int_eq(mkt_run(nested_main, &c, "--net:svc=twn0", NULL), 0);
+	ctx_close(&c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+/*  Handles used after mk_run returned, or from another thread                              */
+/* ---------------------------------------------------------------------------------------- */
+
+struct stale {
+	mk_net *net;
+	mk_block *block;
+	int pass; /* 0: the run that connects; 1: a later run, with devices of its own */
+	int r[12];
+	const char *name[2];
+	size_t sector;
+};
+
+static size_t fill_any(void *buf, size_t len, void *ctx)
+{
+	(*(int *)ctx)++;
+	frame_fill(buf, 60, 9);
+	return 60;
+}
+
+/* Every call on the handles in (st) must be refused with -EPERM (NULL, 0) and touch nothing. */
+static void stale_calls(struct stale *st)
+{
+	uint8_t buf[4096];
+	int fills = 0;
+
+	frame_fill(buf, 60, 8);
+	st->r[0] = mk_net_stats(st->net, &(struct mk_net_stats){0});
+	st->r[1] = (int)mk_net_write_bigstring(st->net, buf, sizeof(buf), 0, 60);
+	st->r[2] = (int)mk_net_write_string(st->net, buf, sizeof(buf), 0, 60);
+	st->r[3] = (int)mk_net_write_into(st->net, 60, fill_any, &fills);
+	st->r[4] = (int)mk_net_read_bigstring(st->net, buf, sizeof(buf), 0, sizeof(buf));
+	st->r[5] = (int)mk_net_read_bytes(st->net, buf, sizeof(buf), 0, sizeof(buf));
+	st->r[6] = mk_block_stats(st->block, &(struct mk_block_stats){0});
+	st->r[7] = mk_block_atomic_read(st->block, 0, buf, sizeof(buf), 0);
+	st->r[8] = mk_block_atomic_write(st->block, 0, buf, sizeof(buf), 0);
+	st->r[9] = mk_block_read(st->block, 0, buf, sizeof(buf), 0);
+	st->r[10] = mk_block_flush(st->block);
+	st->r[11] = fills == 0 ? -EPERM : 1;
+	st->name[0] = mk_net_name(st->net);
+	st->name[1] = mk_block_name(st->block);
+	st->sector = mk_block_sector_size(st->block) + mk_block_length(st->block) +
+	             (size_t)mk_block_read_only(st->block);
+}
+
+static void expect_refused(const struct stale *st, const char *when)
+{
+	static const char *const what[] = {
+	    "mk_net_stats",      "mk_net_write_bigstring", "mk_net_write_string",
+	    "mk_net_write_into", "mk_net_read_bigstring",  "mk_net_read_bytes",
+	    "mk_block_stats",    "mk_block_atomic_read",   "mk_block_atomic_write",
+	    "mk_block_read",     "mk_block_flush",         "the filler not called"};
+	for (int i = 0; i < 12; i++)
+		ck_assert_msg(st->r[i] == -EPERM, "%s %s returned %d, not -EPERM", what[i], when,
+		              st->r[i]);
+	ck_assert_msg(st->name[0] == NULL && st->name[1] == NULL, "a name %s: %s, %s", when,
+	              st->name[0] ? st->name[0] : "NULL", st->name[1] ? st->name[1] : "NULL");
+	ck_assert_msg(st->sector == 0, "the block device's geometry %s: %zu", when, st->sector);
+}
+
+static void *stale_thread(void *arg)
+{
+	stale_calls(arg);
+	return NULL;
+}
+
+static int stale_main(int argc, char **argv, void *arg)
+{
+	struct stale *st = arg;
+	pthread_t th;
+
+	if (st->pass == 0) {
+		ck_assert_int_eq(mk_net_connect("svc", &st->net, NULL), 0);
+		ck_assert_int_eq(mk_block_connect("disk", &st->block), 0);
+		/* From another thread while mk_run runs. */
+		ck_assert_int_eq(pthread_create(&th, NULL, stale_thread, st), 0);
+		ck_assert_int_eq(pthread_join(th, NULL), 0);
+		expect_refused(st, "from another thread");
+		ck_assert_str_eq(mk_net_name(st->net), "svc");
+		return 0;
+	}
+	/* A later run, whose own devices are not these. Connected after the calls, so that
+	 * they cannot reuse the memory of the stale ones first. */
+	stale_calls(st);
+	expect_refused(st, "in a later mk_run");
+	mk_net *net;
+	ck_assert_int_eq(mk_net_connect("svc", &net, NULL), 0);
+	ck_assert_int_eq(mk_net_stats(net, &(struct mk_net_stats){0}), 0);
+	return 0;
+}
+
+START_TEST(stale_handles)
+{
+	char img[] = "/tmp/mkt-stale-XXXXXX";
+	int fd = mkstemp(img);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 65536), 0);
+	close(fd);
+	char disk[64];
+	snprintf(disk, sizeof(disk), "--block:disk=%s", img);
+	tap_new("tst0", 0, 1);
+
+	struct stale st = {0};
+	ck_assert_int_eq(mkt_run(stale_main, &st, "--net:svc=tst0", disk, NULL), 0);
+	/* After mk_run returned: the handles point at freed memory. */
+	memset(st.r, 0, sizeof(st.r));
+	stale_calls(&st);
+	expect_refused(&st, "after mk_run returned");
+	st.pass = 1;
+	ck_assert_int_eq(mkt_run(stale_main, &st, "--net:svc=tst0", disk, NULL), 0);
+	mkt_tap_delete("tst0");
+	unlink(img);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
 /*  MTU 9000                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -777,26 +966,40 @@ END_TEST
 struct conn_case {
 	const char *name; /* the device to connect */
 	int expect;
-	const char *mention[3]; /* what mk_last_error() must contain */
+	const char *mention[3];  /* what mk_last_error() must contain */
+	const char *first;       /* a device connected before (name), which must connect; or NULL */
+	const char *not_mention; /* what mk_last_error() must not contain; or NULL */
 };
 
 static int conn_main(int argc, char **argv, void *arg)
 {
 	const struct conn_case *cc = arg;
-	mk_net *net = NULL;
+	mk_net *net = NULL, *first = NULL;
 	struct mk_net_config cfg;
+	if (cc->first != NULL)
+		ck_assert_msg(mk_net_connect(cc->first, &first, NULL) == 0,
+		              "mk_net_connect(%s): %s", cc->first, mk_last_error());
 	int r = mk_net_connect(cc->name, &net, &cfg);
 	ck_assert_msg(r == cc->expect, "mk_net_connect(%s) = %d (%s), expected %d (%s); \"%s\"",
 	              cc->name, r, mk_strerror(r), cc->expect, mk_strerror(cc->expect),
 	              mk_last_error());
 	for (int i = 0; i < 3 && cc->mention[i]; i++)
 		expect_error_mentions("mk_net_connect", cc->mention[i]);
+	if (cc->not_mention != NULL)
+		ck_assert_msg(strstr(mk_last_error(), cc->not_mention) == NULL,
+		              "mk_last_error() \"%s\" has \"%s\"", mk_last_error(),
+		              cc->not_mention);
+	if (first != NULL) { /* the device connected first still works */
+		struct mk_net_stats st;
+		ck_assert_int_eq(mk_net_stats(first, &st), 0);
+		ck_assert_str_eq(mk_net_name(first), cc->first);
+	}
 	return 0;
 }
 
 START_TEST(connect_not_on_command_line)
 {
-	struct conn_case cc = {"other", -ENOENT, {"other"}};
+	struct conn_case cc = {.name = "other", .expect = -ENOENT, .mention = {"other"}};
 	tap_new("tce0", 0, 1);
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tce0", NULL), 0);
 	mkt_tap_delete("tce0");
@@ -805,7 +1008,8 @@ END_TEST
 
 START_TEST(connect_missing_interface)
 {
-	struct conn_case cc = {"svc", -ENODEV, {"svc", "tcnone0", "ip tuntap add"}};
+	struct conn_case cc = {
+	    .name = "svc", .expect = -ENODEV, .mention = {"svc", "tcnone0", "ip tuntap add"}};
 	mkt_tap_delete("tcnone0");
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tcnone0", NULL), 0);
 }
@@ -813,7 +1017,7 @@ END_TEST
 
 START_TEST(connect_interface_down)
 {
-	struct conn_case cc = {"svc", -ENETDOWN, {"svc", "tcd0"}};
+	struct conn_case cc = {.name = "svc", .expect = -ENETDOWN, .mention = {"svc", "tcd0"}};
 	tap_new("tcd0", 0, 0);
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tcd0", NULL), 0);
 	mkt_tap_delete("tcd0");
@@ -822,7 +1026,7 @@ END_TEST
 
 START_TEST(connect_name_twice)
 {
-	struct conn_case cc = {"svc", -EEXIST, {"svc"}};
+	struct conn_case cc = {.name = "svc", .expect = -EEXIST, .mention = {"svc"}};
 	tap_new("tcx0", 0, 1);
 	tap_new("tcx1", 0, 1);
 	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tcx0", "--net:svc=tcx1", NULL), 0);
@@ -831,19 +1035,92 @@ START_TEST(connect_name_twice)
 }
 END_TEST
 
+/* An interface that is not a TAP is named so, even when it is down, and the fix suggests a TAP
+ * under a name that is free (the suggested ip tuntap add would fail on the existing name). */
+static int not_tap_main(int argc, char **argv, void *arg)
+{
+	const char *ifname = arg;
+	mk_net *net = NULL;
+	int r = mk_net_connect("svc", &net, NULL);
+	ck_assert_msg(r == -EINVAL, "mk_net_connect on %s = %d (%s), expected -EINVAL: \"%s\"",
+	              ifname, r, mk_strerror(r), mk_last_error());
+	expect_error_mentions("mk_net_connect", "not a TAP");
+	expect_error_mentions("mk_net_connect", "'svc'");
+	const char *add = strstr(mk_last_error(), "ip tuntap add dev ");
+	ck_assert_msg(add != NULL, "no ip tuntap add in \"%s\"", mk_last_error());
+	char other[IFNAMSIZ + 1] = "";
+	ck_assert_int_eq(sscanf(add, "ip tuntap add dev %16s", other), 1);
+	ck_assert_msg(strcmp(other, ifname) != 0 && if_nametoindex(other) == 0,
+	              "the fix suggests creating '%s', which exists: \"%s\"", other,
+	              mk_last_error());
+	char hint[64];
+	snprintf(hint, sizeof(hint), "--net:svc=%s", other);
+	expect_error_mentions("mk_net_connect", hint);
+	return 0;
+}
+
 START_TEST(connect_not_a_tap)
 {
-	struct conn_case cc = {"svc", -EINVAL, {"svc"}};
 	mkt_tap_delete("tct0");
 	ck_assert_int_eq(mkt_sh("ip tuntap add dev tct0 mode tun && ip link set dev tct0 up"), 0);
-	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:svc=tct0", NULL), 0);
+	ck_assert_int_eq(mkt_run(not_tap_main, "tct0", "--net:svc=tct0", NULL), 0);
+	/* Down, it is still "not a TAP" first, not "bring it up". */
+	ck_assert_int_eq(mkt_sh("ip link set dev tct0 down"), 0);
+	ck_assert_int_eq(mkt_run(not_tap_main, "tct0", "--net:svc=tct0", NULL), 0);
 	mkt_tap_delete("tct0");
+	mkt_sh("ip link del tcv0 >/dev/null 2>&1");
+	if (mkt_sh("ip link add tcv0 type veth peer name tcv1") == 0) { /* down, as made */
+		ck_assert_int_eq(mkt_run(not_tap_main, "tcv0", "--net:svc=tcv0", NULL), 0);
+		mkt_sh("ip link del tcv0");
+	}
+	ck_assert_int_eq(mkt_run(not_tap_main, "lo", "--net:svc=lo", NULL), 0);
+}
+END_TEST
+
+/* Names the kernel cannot have are refused up front; others are echoed escaped, never raw. */
+START_TEST(connect_bad_names)
+{
+	struct conn_case spaced = {
+	    .name = "svc", .expect = -EINVAL, .mention = {"'svc'", "cannot be an interface name"}};
+	ck_assert_int_eq(mkt_run(conn_main, &spaced, "--net:svc=tap 0", NULL), 0);
+	ck_assert_int_eq(mkt_run(conn_main, &spaced, "--net:svc=a/b", NULL), 0);
+	ck_assert_int_eq(mkt_run(conn_main, &spaced, "--net:svc=a:b", NULL), 0);
+	ck_assert_int_eq(mkt_run(conn_main, &spaced, "--net:svc=..", NULL), 0);
+	struct conn_case newline = {
+	    .name = "svc",
+	    .expect = -EINVAL,
+	    .mention = {"'svc'", "cannot be an interface name", "tap\\x0a0"},
+	    .first = NULL,
+	    .not_mention = "\n"};
+	ck_assert_int_eq(mkt_run(conn_main, &newline, "--net:svc=tap\n0", NULL), 0);
+	/* A control byte is allowed by the kernel: the name is missing, and the command to create
+	 * it quotes it for the shell. */
+	struct conn_case ctl = {.name = "svc",
+	                        .expect = -ENODEV,
+	                        .mention = {"'svc'", "ip tuntap add dev $'tc\\x01x'"},
+	                        .first = NULL,
+	                        .not_mention = "\x01"};
+	ck_assert_int_eq(mkt_run(conn_main, &ctl, "--net:svc=tc\x01x", NULL), 0);
+}
+END_TEST
+
+/* Two devices of this program on one TAP: the second is refused, naming the first. */
+START_TEST(connect_same_tap_twice)
+{
+	struct conn_case cc = {.name = "b",
+	                       .expect = -EBUSY,
+	                       .mention = {"'b'", "'a'", "this program"},
+	                       .first = "a",
+	                       .not_mention = "another process"};
+	tap_new("tcq0", 0, 1);
+	ck_assert_int_eq(mkt_run(conn_main, &cc, "--net:a=tcq0", "--net:b=tcq0", NULL), 0);
+	mkt_tap_delete("tcq0");
 }
 END_TEST
 
 START_TEST(connect_busy)
 {
-	struct conn_case cc = {"svc", -EBUSY, {"svc"}};
+	struct conn_case cc = {.name = "svc", .expect = -EBUSY, .mention = {"svc"}};
 	tap_new("tcb0", 0, 1);
 	int fd = mkt_tun_attach("tcb0", IFF_TAP | IFF_NO_PI);
 	ck_assert_msg(fd >= 0, "cannot attach to tcb0: %s", strerror(-fd));
@@ -1061,14 +1338,14 @@ END_TEST
 START_TEST(fd_bad)
 {
 	ck_assert_msg(fcntl(1000, F_GETFD) == -1 && errno == EBADF, "descriptor 1000 is open");
-	struct conn_case closed = {"svc", -EBADF, {"svc"}};
+	struct conn_case closed = {.name = "svc", .expect = -EBADF, .mention = {"svc"}};
 	ck_assert_int_eq(mkt_run(conn_main, &closed, "--net:svc=@1000", NULL), 0);
 
 	int null_fd = open("/dev/null", O_RDWR);
 	ck_assert_int_ge(null_fd, 0);
 	char arg[32];
 	snprintf(arg, sizeof(arg), "--net:svc=@%d", null_fd);
-	struct conn_case not_tap = {"svc", -EINVAL, {"svc"}};
+	struct conn_case not_tap = {.name = "svc", .expect = -EINVAL, .mention = {"svc"}};
 	ck_assert_int_eq(mkt_run(conn_main, &not_tap, arg, NULL), 0);
 	close(null_fd);
 
@@ -1078,6 +1355,54 @@ START_TEST(fd_bad)
 	snprintf(arg, sizeof(arg), "--net:svc=@%d", tun_fd);
 	ck_assert_int_eq(mkt_run(conn_main, &not_tap, arg, NULL), 0);
 	close(tun_fd);
+
+	/* A TAP whose frames would carry a header: without IFF_NO_PI, or with IFF_VNET_HDR. */
+	static const struct {
+		short flags;
+		const char *mention;
+	} headers[] = {{IFF_TAP, "IFF_NO_PI"},
+	               {IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, "IFF_VNET_HDR"}};
+	for (size_t i = 0; i < 2; i++) {
+		int fd = mkt_tun_attach("tfb1", headers[i].flags);
+		ck_assert_msg(fd >= 0, "cannot create TAP tfb1: %s", strerror(-fd));
+		ck_assert_int_eq(mkt_sh("ip link set dev tfb1 up"), 0);
+		snprintf(arg, sizeof(arg), "--net:svc=@%d", fd);
+		struct conn_case header = {.name = "svc",
+		                           .expect = -EINVAL,
+		                           .mention = {"'svc'", headers[i].mention, "tfb1"}};
+		ck_assert_int_eq(mkt_run(conn_main, &header, arg, NULL), 0);
+		close(fd);
+		mkt_tap_delete("tfb1");
+	}
+}
+END_TEST
+
+/* One descriptor for two devices, or a copy of one: the second is refused, naming the first, and
+ * the descriptor is closed once, by the first. */
+START_TEST(fd_shared)
+{
+	char a[32], b[32];
+	for (int copy = 0; copy < 2; copy++) {
+		int fd = mkt_tun_attach("tfs0", IFF_TAP | IFF_NO_PI);
+		ck_assert_msg(fd >= 0, "cannot create TAP tfs0: %s", strerror(-fd));
+		ck_assert_int_eq(mkt_sh("ip link set dev tfs0 up"), 0);
+		int other = copy ? dup(fd) : fd;
+		ck_assert_int_ge(other, 0);
+		snprintf(a, sizeof(a), "--net:a=@%d", fd);
+		snprintf(b, sizeof(b), "--net:b=@%d", other);
+		struct conn_case cc = {.name = "b",
+		                       .expect = -EBUSY,
+		                       .mention = {"'b'", "'a'", "this program"},
+		                       .first = "a"};
+		ck_assert_int_eq(mkt_run(conn_main, &cc, a, b, NULL), 0);
+		ck_assert_msg(fcntl(fd, F_GETFD) == -1 && errno == EBADF,
+		              "device a's descriptor is still open after mk_run");
+		if (copy) {
+			ck_assert_msg(fcntl(other, F_GETFD) >= 0, "the copy was closed by mk_run");
+			close(other);
+		}
+		mkt_tap_delete("tfs0");
+	}
 }
 END_TEST
 
@@ -1724,6 +2049,8 @@ int main(void)
 	tcase_add_loop_test(frames, one_frame_per_read, READ_BIGSTRING, READ_BYTES + 1);
 	tcase_add_loop_test(frames, read_einval, READ_BIGSTRING, READ_BYTES + 1);
 	tcase_add_test(frames, write_einval);
+	tcase_add_loop_test(frames, write_inside_filler, NESTED_STRING, NESTED_BIGSTRING + 1);
+	tcase_add_test(frames, stale_handles);
 	tcase_add_test(frames, mtu_9000);
 	tcase_add_test(frames, stats_counters);
 	tcase_add_test(frames, oversize_received);
@@ -1741,12 +2068,15 @@ int main(void)
 	tcase_add_test(config, connect_interface_down);
 	tcase_add_test(config, connect_name_twice);
 	tcase_add_test(config, connect_not_a_tap);
+	tcase_add_test(config, connect_bad_names);
+	tcase_add_test(config, connect_same_tap_twice);
 	tcase_add_test(config, connect_busy);
 	tcase_add_test(config, released_at_exit);
 	tcase_add_test(config, connect_twice);
 	tcase_add_test(config, connect_arguments);
 	tcase_add_test(config, fd_unprivileged);
 	tcase_add_test(config, fd_bad);
+	tcase_add_test(config, fd_shared);
 	suite_add_tcase(s, config);
 
 	TCase *load = tcase_create("load");

@@ -337,13 +337,21 @@ static int fuzz_main(int argc, char **argv, void *arg)
 {
 	struct run *r = arg;
 
-	r->net->sched = mk__sched_current;
+	struct mk__sched *s = mk__sched_current;
+
+	/* A device of this scheduler, as net_open makes them: calls check the list. */
+	r->net->sched = s;
+	r->net->next = s->nets;
+	s->nets = r->net;
 	mk_hook *h = mk_hook_add(hook_read, r);
 	check(h != NULL, "mk_hook_add failed");
 	mk_yield(); /* one round: the hook runs */
 	for (int i = 0; i < MAX_OPS && r->in.n > 0; i++)
 		one_call(r);
 	mk_hook_remove(h);
+	/* Taken off again: the harness frees it, not mk_run. */
+	s->nets = r->net->next;
+	memset(s->net_cache, 0, sizeof(s->net_cache));
 	return 0;
 }
 
