@@ -26,6 +26,12 @@ void mkt_skip_missing(const char *fmt, ...) __attribute__((format(printf, 1, 2),
  * sentence saying why and what to do; under CI=true that skip is a failure (exit 1). */
 void mkt_enter_netns(void);
 
+/* Add (test), one that switches from root to user nobody (uid 65534) to show what an unprivileged
+ * process can do, to (tc) where that can be done: uid 65534 exists in this process's user
+ * namespace. Elsewhere (the user namespace mkhost-lab makes for a plain user maps one uid only)
+ * it is left out and a line on stderr says so: the suite's run as root runs it. */
+void mkt_add_test_as_nobody(TCase *tc, const TTest *test);
+
 /* Run a shell command built from (fmt); returns its exit status, or -1. */
 int mkt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
