@@ -209,6 +209,41 @@ refusal)
 		"$lab" >"$tmp/out" 2>"$tmp/err" || status=$?
 	expect_status 77
 	;;
+refusal-tun-root)
+	# As nobody where /dev/net/tun is 0600 (a private node of that mode, made as root).
+	status=0
+	unshare --mount --propagation private -- bash -c '
+		mount -t tmpfs -o mode=0755,size=16k tmpfs /dev/net &&
+		mknod -m 0600 /dev/net/tun c 10 200 &&
+		exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- "$0" -- true' \
+		"$lab" >"$tmp/out" 2>"$tmp/err" || status=$?
+	expect_status 125
+	expect_err "mkhost-lab: cannot make a private network as uid 65534: /dev/net/tun is mode 600 (owner root), so this user cannot open it; fix: sudo chmod 0666 /dev/net/tun"
+	;;
+bad-args)
+	bad() { # EXPECTED-STATUS TEXT ARGS...: a refused command line
+		local want=$1 text=$2
+		shift 2
+		lab "$@"
+		expect_status "$want"
+		expect_err "$text"
+		[[ ! -s $tmp/out ]] || fail "mkhost-lab $*: something ran"
+	}
+	bad 2 "'tap0/x' is not an interface name" --tap tap0/x -- true
+	bad 2 "'averyveryverylongname' is not an interface name" --tap averyveryverylongname -- true
+	bad 2 "tap0 is given twice" --tap tap0 --tap tap0 -- true
+	bad 2 "'10.0.0.300/24' is not an IPv4 ADDRESS/PREFIX" --tap tap0=10.0.0.300/24 -- true
+	bad 2 "'10.0.0.1' is not an IPv4 ADDRESS/PREFIX" --tap tap0=10.0.0.1 -- true
+	bad 2 "mtu '67' is not a number from 68 to 65521" --tap tap0,mtu=67 -- true
+	bad 2 "unknown option 'speed=9'" --tap tap0,speed=9 -- true
+	bad 2 "--timeout '0' is not a number of seconds above 0" --timeout 0 -- true
+	bad 2 "--then needs a value" --then
+	bad 2 "unknown argument '--tpa'" --tpa tap0 -- true
+	bad 2 "no PROGRAM: give it after --" --tap tap0
+	bad 127 "PROGRAM './no-such-program' not found" -- ./no-such-program
+	bad 126 "PROGRAM '$tmp' is not an executable file" -- "$tmp"
+	nothing_left none
+	;;
 suite-as-nobody)
 	# A TAP suite run by a plain user: it runs itself through mkhost-lab, and passes.
 	status=0
