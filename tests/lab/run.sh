@@ -154,14 +154,17 @@ timeout)
 	interrupted TERM lab 143 # as a CI job is cancelled
 	;;
 two-taps)
+	# PROGRAM takes its time before it attaches: the client runs only once both TAPs are.
 	lab --tap tap0=10.0.0.1/24 --tap tap1=10.1.0.1/24,mtu=9000 \
 		--then 'ip -o link show dev tap0; ip -o link show dev tap1' \
-		-- "$devices" --net:a=tap0 --net:b=tap1 -- a b
+		-- sh -c 'sleep 0.5 && exec "$0" "$@"' "$devices" --net:a=tap0 --net:b=tap1 -- a b
 	expect_status 0
 	expect_out "a: mtu 1500"
 	expect_out "b: mtu 9000"
-	grep -q "^[0-9]*: tap1: .* mtu 9000 .*state UP" "$tmp/out" || fail "tap1 is not up with MTU 9000"
-	grep -q "^[0-9]*: tap0: .* mtu 1500 .*state UP" "$tmp/out" || fail "tap0 is not up with MTU 1500"
+	grep -q "^[0-9]*: tap1: .*LOWER_UP.* mtu 9000 .*state UP" "$tmp/out" ||
+		fail "tap1 is not attached and up with MTU 9000"
+	grep -q "^[0-9]*: tap0: .*LOWER_UP.* mtu 1500 .*state UP" "$tmp/out" ||
+		fail "tap0 is not attached and up with MTU 1500"
 	;;
 pcap)
 	lab --pcap "$tmp/cap" --tap tap0=10.0.0.1/24 --then 'ping -c 5 -i 0.05 -q 10.0.0.2' \
