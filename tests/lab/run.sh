@@ -243,6 +243,7 @@ bad-args)
 	bad 2 "--then needs a value" --then
 	bad 2 "unknown argument '--tpa'" --tpa tap0 -- true
 	bad 2 "no PROGRAM: give it after --" --tap tap0
+	bad 2 "--inside is for mkhost-lab's own second run" --inside --tap tap0 -- true
 	bad 127 "PROGRAM './no-such-program' not found" -- ./no-such-program
 	bad 126 "PROGRAM '$tmp' is not an executable file" -- "$tmp"
 	nothing_left none
