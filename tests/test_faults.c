@@ -1135,8 +1135,8 @@ int main(void)
 
 	TCase *priv = tcase_create("privilege");
 	tcase_set_timeout(priv, 30);
-	tcase_add_test(priv, unprivileged_by_name);
-	tcase_add_test(priv, fd_handoff_exec_ping_serve);
+	mkt_add_test_as_nobody(priv, unprivileged_by_name);
+	mkt_add_test_as_nobody(priv, fd_handoff_exec_ping_serve);
 	suite_add_tcase(s, priv);
 
 	TCase *misuse = tcase_create("misuse");

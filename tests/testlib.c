@@ -21,39 +21,157 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#ifdef MK_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
 
-void mkt_skip_missing(const char *fmt, ...)
+/* Skip (exit MKT_SKIP) with the reason; under CI=true fail instead (exit 1), saying (why_fail). */
+static void __attribute__((noreturn))
+skip_or_fail(const char *why_fail, const char *fmt, va_list ap)
 {
 	const char *ci = getenv("CI");
 	bool fail = ci != NULL && strcmp(ci, "true") == 0;
-	va_list ap;
 
 	fprintf(stderr, "%s: ", fail ? "FAIL" : "SKIP");
-	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
-	va_end(ap);
 	if (fail)
-		fprintf(stderr, " (CI=true: scripts/deps installs it, so this skip is a failure)");
+		fprintf(stderr, " (CI=true: %s, so this skip is a failure)", why_fail);
 	fputc('\n', stderr);
 	exit(fail ? 1 : MKT_SKIP);
 }
 
+void mkt_skip_missing(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	skip_or_fail("scripts/deps installs it", fmt, ap);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) skip_no_netns(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	skip_or_fail("scripts/test gives the TAP suites a namespace, as root and as nobody", fmt,
+	             ap);
+}
+
+/* The value MKT_LAB_FOR has in the run of a suite that mkt_enter_netns started through
+ * mkhost-lab: the pid of the run that asked for it. */
+#define LAB_FOR "MKT_LAB_FOR"
+
+/* Run this program again inside a throwaway network namespace made by mkhost-lab, in a user
+ * namespace: mkhost-lab's own refusal sentence says why when the machine allows none, and then
+ * the suite skips (exit MKT_SKIP), or fails under CI=true. Under valgrind, valgrind runs the
+ * program inside too, with the options the valgrind setup gives in MKT_VALGRIND. */
+static void __attribute__((noreturn)) reexec_in_lab(void)
+{
+	static char self[4096], cmdline[65536], pid[32];
+	char *argv[256];
+	int argc = 0, n_args = 0;
+	const char *ci = getenv("CI");
+	bool ci_true = ci != NULL && strcmp(ci, "true") == 0;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t len = fd >= 0 ? read(fd, cmdline, sizeof(cmdline) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0 || len <= 0) {
+		perror("mkt_enter_netns: reading /proc/self/exe and /proc/self/cmdline");
+		exit(1);
+	}
+	self[n] = '\0';
+	cmdline[len] = '\0';
+	if (access(MKT_LAB, X_OK) != 0)
+		skip_no_netns("no privilege for a network namespace here, and %s is missing (%s): "
+		              "build it (ninja -C build), or run the suite as root",
+		              MKT_LAB, strerror(errno));
+
+	argv[argc++] = MKT_LAB;
+	argv[argc++] = "--refused";
+	argv[argc++] = ci_true ? "1" : "77";
+	argv[argc++] = "--";
+#ifdef MK_HAVE_VALGRIND
+	static char wrapper[4096];
+	if (RUNNING_ON_VALGRIND) {
+		const char *opts = getenv("MKT_VALGRIND");
+		snprintf(wrapper, sizeof(wrapper), "%s", opts != NULL ? opts : "valgrind");
+		for (char *save, *w = strtok_r(wrapper, " ", &save); w != NULL && argc < 200;
+		     w = strtok_r(NULL, " ", &save))
+			argv[argc++] = w;
+	}
+#endif
+	argv[argc++] = self;
+	/* The arguments after argv[0], as this run was given them. */
+	for (char *a = cmdline + strlen(cmdline) + 1; a < cmdline + len && argc < 254;
+	     a += strlen(a) + 1, n_args++)
+		argv[argc++] = a;
+	argv[argc] = NULL;
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv(LAB_FOR, pid, 1);
+	alarm(0); /* a timer survives exec: mkhost-lab is not to get it; the run inside sets its own */
+	fflush(NULL);
+	execv(MKT_LAB, argv);
+	skip_no_netns("cannot run %s: %s", MKT_LAB, strerror(errno));
+}
+
 void mkt_enter_netns(void)
 {
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root to create a network namespace and TAP devices\n");
-		exit(MKT_SKIP);
+	if (getenv(LAB_FOR) != NULL) {
+		/* This is the run inside the lab: a network namespace of its own with loopback up
+		 * and no other interface. */
+		unsetenv(LAB_FOR);
+		if (getenv("MKHOST_LAB") == NULL) {
+			fprintf(stderr, "mkt_enter_netns: " LAB_FOR " is set outside mkhost-lab\n");
+			exit(1);
+		}
+		if (access("/dev/net/tun", R_OK | W_OK) != 0)
+			skip_no_netns("inside %s, /dev/net/tun cannot be opened: %s",
+			              getenv("MKHOST_LAB"), strerror(errno));
+		return;
 	}
-	if (access("/dev/net/tun", R_OK | W_OK) != 0) {
-		fprintf(stderr, "SKIP: /dev/net/tun is missing (modprobe tun)\n");
-		exit(MKT_SKIP);
-	}
+	if (access("/dev/net/tun", F_OK) != 0)
+		skip_no_netns("/dev/net/tun is missing: load the module (modprobe tun), or in a "
+		              "container pass the device (docker run --device /dev/net/tun)");
+	/* Root (or one with CAP_SYS_ADMIN in its user namespace) makes the namespace itself. */
 	if (unshare(CLONE_NEWNET) != 0) {
-		fprintf(stderr, "SKIP: unshare(CLONE_NEWNET): %s\n", strerror(errno));
-		exit(MKT_SKIP);
+		if (errno != EPERM)
+			skip_no_netns("unshare(CLONE_NEWNET): %s", strerror(errno));
+		reexec_in_lab();
 	}
+	if (access("/dev/net/tun", R_OK | W_OK) != 0)
+		skip_no_netns("/dev/net/tun cannot be opened: %s", strerror(errno));
 	if (mkt_sh("ip link set lo up") != 0)
 		mkt_skip_missing("'ip' from iproute2 is needed");
+}
+
+/* Whether (uid) is mapped in this process's user namespace. */
+static bool uid_mapped(unsigned long uid)
+{
+	FILE *f = fopen("/proc/self/uid_map", "r");
+	unsigned long inside, outside, count;
+	bool mapped = false;
+
+	while (f != NULL && !mapped && fscanf(f, "%lu %lu %lu", &inside, &outside, &count) == 3)
+		mapped = uid >= inside && uid - inside < count;
+	if (f != NULL)
+		fclose(f);
+	return mapped;
+}
+
+void mkt_add_test_as_nobody(TCase *tc, const TTest *test)
+{
+	if (uid_mapped(65534)) {
+		tcase_add_test(tc, test);
+		return;
+	}
+	fprintf(stderr,
+	        "not run here: %s, which becomes uid 65534: this user namespace (%s) does not "
+	        "map it; the suite's run as root runs it\n",
+	        test->name, getenv("MKHOST_LAB") ? getenv("MKHOST_LAB") : "not mkhost-lab's");
 }
 
 int mkt_sh(const char *fmt, ...)

@@ -19,8 +19,18 @@
 void mkt_skip_missing(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Enter a private network namespace with loopback up, for the tests that need TAP interfaces.
- * Exits with MKT_SKIP and a reason on stderr when not root or when /dev/net/tun is missing. */
+ * Root makes it itself (unshare). Anyone else gets it from mkhost-lab (build/mkhost-lab), in a user
+ * namespace: the program is executed again inside one, with the same arguments (under valgrind,
+ * valgrind too), and mkt_enter_netns returns there. Where neither works (no /dev/net/tun, one
+ * that this user may not open, user namespaces off), it exits with MKT_SKIP and mkhost-lab's
+ * sentence saying why and what to do; under CI=true that skip is a failure (exit 1). */
 void mkt_enter_netns(void);
+
+/* Add (test), one that switches from root to user nobody (uid 65534) to show what an unprivileged
+ * process can do, to (tc) where that can be done: uid 65534 exists in this process's user
+ * namespace. Elsewhere (the user namespace mkhost-lab makes for a plain user maps one uid only)
+ * it is left out and a line on stderr says so: the suite's run as root runs it. */
+void mkt_add_test_as_nobody(TCase *tc, const TTest *test);
 
 /* Run a shell command built from (fmt); returns its exit status, or -1. */
 int mkt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
