@@ -23,6 +23,13 @@ int mk__solo5_attach(enum mk__solo5_kind kind, const char *name);
  * program (SIGINT or SIGTERM), with the signal in (*status). */
 int mk__solo5_run_app(const struct solo5_start_info *info, int *status);
 
+/* --solo5:quiet: Solo5's "info" lines (solo5_exit, solo5_abort) are not printed. */
+extern bool mk__solo5_quiet;
+
+/* The stack protector for unikernels built by mkhost-solo5-cc; see solo5.c. */
+extern uintptr_t mk__solo5_stack_chk_guard;
+void mk__solo5_stack_chk_fail(void) __attribute__((noreturn));
+
 /* Forget the devices (mk_run has closed them), so that stale handles are refused. */
 void mk__solo5_detach_all(void);
 

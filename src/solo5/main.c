@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 
 #include "host.h"
 #include "internal.h"
 #include "mkhost.h"
 #include "solo5.h"
+
+bool mk__solo5_quiet;
 
 #define DEFAULT_MEM_MB 512               /* the tenders' default */
 #define APP_STACK      (8 * 1024 * 1024) /* as a Linux main thread gets */
@@ -98,6 +101,8 @@ static char *join_cmdline(int n, char **args)
 
 	while (n > 0 &&
 	       (strcmp(args[0], "--solo5:quiet") == 0 || strcmp(args[0], "--solo5:debug") == 0)) {
+		/* the last one wins, as Solo5's log level */
+		mk__solo5_quiet = strcmp(args[0], "--solo5:quiet") == 0;
 		args++;
 		n--;
 	}
@@ -139,6 +144,18 @@ static int attach_all(struct launch *l)
 	return 0;
 }
 
+/* A random canary, as Solo5 gives its own at start, with a zero low byte as glibc's has (a string
+ * overflow cannot write it). AT_RANDOM holds 16 random bytes the kernel gave the process. */
+static void init_stack_guard(void)
+{
+	const uint8_t *r = (const uint8_t *)getauxval(AT_RANDOM);
+	uintptr_t g = 0;
+
+	if (r != NULL)
+		memcpy(&g, r + 8, sizeof(g)); /* glibc's own canary takes the first 8 */
+	mk__solo5_stack_chk_guard = g & ~(uintptr_t)0xff;
+}
+
 static int app_task(int argc, char **argv, void *arg)
 {
 	struct launch *l = arg;
@@ -152,6 +169,7 @@ static int app_task(int argc, char **argv, void *arg)
 		l->status = 1;
 		return 0;
 	}
+	init_stack_guard();
 	l->stopped = mk__solo5_run_app(&l->info, &l->status) == -EINTR;
 	return 0;
 }

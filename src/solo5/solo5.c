@@ -77,19 +77,49 @@ static void __attribute__((noreturn)) leave(int status)
 	longjmp(s5.leave, 1);
 }
 
+/* Solo5's words on the way out: an "info" line unless --solo5:quiet, as Solo5's log() prints it. */
+static void say(const char *msg, size_t len)
+{
+	if (mk__solo5_quiet)
+		return;
+	if (write(STDERR_FILENO, msg, len) < 0) {
+		/* nowhere left to say it */
+	}
+}
+
 void solo5_exit(int status)
 {
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "Solo5: solo5_exit(%d) called\n", status);
+
+	say(msg, (size_t)n);
 	leave(status);
 }
 
 void solo5_abort(void)
 {
-	static const char msg[] = "mkhost: solo5_abort() called\n";
+	static const char msg[] = "Solo5: solo5_abort() called\n";
+
+	say(msg, sizeof(msg) - 1);
+	leave(SOLO5_EXIT_ABORT);
+}
+
+/* The stack protector of code built by mkhost-solo5-cc (-mstack-protector-guard=global), for a
+ * unikernel without one of its own: the toolchain points its __stack_chk_guard and
+ * __stack_chk_fail at these. main() gives the guard a random value before the unikernel runs;
+ * until then it holds Solo5's recognisable terminator value. */
+uintptr_t mk__solo5_stack_chk_guard = 0x00deadbeef0d0a00;
+
+/* The stack is corrupt: nothing on it can be trusted, so there is no unwinding back to mk_run,
+ * only Solo5's line and its exit status, as Solo5 does. */
+void mk__solo5_stack_chk_fail(void)
+{
+	static const char msg[] = "Solo5: ABORT: Stack corruption detected\n";
 
 	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
 		/* nowhere left to say it */
 	}
-	leave(SOLO5_EXIT_ABORT);
+	_exit(SOLO5_EXIT_ABORT);
 }
 
 /* mkhost cancelled the program (SIGINT or SIGTERM): it cannot be asked to return, so unwind it. */

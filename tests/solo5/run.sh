@@ -1,9 +1,12 @@
 #!/bin/sh
 # Run one of the Solo5 test unikernels and check what it printed and how it ended.
-#   run.sh hello|time|absent|block|pair DIR   (DIR holds the solo5-* programs)
+#   run.sh hello|time|absent|block|pair|console|yield DIR   (DIR holds the programs)
+# The programs are DIR/solo5-NAME (built against the pkg-config module), or DIR/uk-NAME with
+# SOLO5_PREFIX=uk- (built by mkhost-solo5-cc, each with its own C library).
 set -u
 case_name=$1
 dir=$2
+prefix=${SOLO5_PREFIX:-solo5-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -15,7 +18,7 @@ fail() {
 
 # run PROGRAM ARGS...: sets $status, $out (stdout) and $err (stderr)
 run() {
-	prog=$dir/solo5-$1
+	prog=$dir/$prefix$1
 	shift
 	timeout 60 "$prog" "$@" >"$tmp/out" 2>"$tmp/err"
 	status=$?
@@ -117,6 +120,42 @@ pair)
 	run pair --net:a=hub:lan --net:b=hub:lan --net-fault:b=delay=5 --net-pcap:a="$tmp/a.pcap"
 	expect 0 "pair: ok" "two devices on a hub, one delayed, one captured"
 	[ -s "$tmp/a.pcap" ] || fail "the capture of a was written when the program ended"
+	;;
+console)
+	run console
+	expect 0 "libc: ok" "its own memcpy, memset, printf and malloc, at -O2"
+	run console -- a  b
+	expect 0 "cmdline: [a b]" "the cmdline reaches the unikernel"
+	run console -- exit 7
+	expect_err 7 "Solo5: solo5_exit(7) called" "solo5_exit says so, in Solo5's words"
+	run console -- --solo5:quiet exit 7
+	[ "$status" -eq 7 ] || fail "--solo5:quiet exit 7: exit status $status"
+	case $err in *Solo5:*) fail "--solo5:quiet: Solo5's info lines are not printed ($err)" ;; esac
+	run console -- --solo5:quiet --solo5:debug exit 7
+	expect_err 7 "Solo5: solo5_exit(7) called" "the last of --solo5:quiet and --solo5:debug wins"
+	run console -- abort
+	expect_err 255 "Solo5: solo5_abort() called" "solo5_abort: Solo5's line, status 255"
+	run console -- smash 64
+	expect_err 255 "Solo5: ABORT: Stack corruption detected" "a smashed stack: the layer's check"
+	case $out in *"smash: wrote"*) fail "a smashed stack: the function returned ($out)" ;; esac
+	run ownssp -- smash 64
+	expect 77 "my own __stack_chk_fail" "a smashed stack: the unikernel's own check"
+	run console -- null
+	[ "$status" -eq 139 ] || fail "a NULL dereference dies of SIGSEGV (139), not $status ($err)"
+	case $out in *survived*) fail "a NULL dereference went on" ;; esac
+	run console -- ud2
+	[ "$status" -eq 132 ] || fail "an invalid instruction dies of SIGILL (132), not $status ($err)"
+	run console -- dup
+	expect 0 "dup: " "a raw system call runs without --sandbox"
+	run console --sandbox -- dup
+	expect_err 159 "forbidden system call" "with --sandbox (spt's seccomp) a raw dup dies of SIGSYS"
+	case $out in *"dup: "*) fail "--sandbox: the raw system call returned ($out)" ;; esac
+	;;
+yield)
+	run yield
+	expect 0 "yield: ok" "globals and FPU control state across 1,000 yields"
+	run yield --net:a=hub:lan
+	expect 0 "yield: ok" "the same with a device watcher running in between"
 	;;
 *)
 	echo "unknown case $case_name"
