@@ -73,7 +73,10 @@ static long raw_dup(long fd)
 {
 	long r;
 
-	__asm__ volatile("syscall" : "=a"(r) : "a"(32L /* dup */), "D"(fd) : "rcx", "r11", "memory");
+	__asm__ volatile("syscall"
+	                 : "=a"(r)
+	                 : "a"(32L /* dup */), "D"(fd)
+	                 : "rcx", "r11", "memory");
 	return r;
 }
 

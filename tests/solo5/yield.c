@@ -10,7 +10,7 @@
 
 #include "solo5.h"
 
-#define ROUNDS 1000
+#define ROUNDS        1000
 #define MXCSR_CONTROL 0xffc0u /* not the sticky exception flags, which divisions set */
 
 static uint64_t counters[64];        /* .bss */
@@ -54,7 +54,7 @@ int solo5_app_main(const struct solo5_start_info *si)
 	solo5_handle_t h;
 	struct solo5_net_info info;
 	int have_net = solo5_net_acquire("a", &h, &info) == SOLO5_R_OK;
-	unsigned mxcsr = (get_mxcsr() & ~0x6000u) | 0x6000u; /* RC = toward zero */
+	unsigned mxcsr = (get_mxcsr() & ~0x6000u) | 0x6000u;         /* RC = toward zero */
 	unsigned short cw = (unsigned short)(get_fpucw() & ~0x300u); /* PC = single precision */
 	volatile double nearest = tenth(), zero; /* stored, so computed where written */
 	int fails = 0;
@@ -79,8 +79,8 @@ int solo5_app_main(const struct solo5_start_info *si)
 		sum += counters[i];
 	fails += sum != (uint64_t)ROUNDS * (ROUNDS - 1) / 2;
 	fails += strcmp(motto, "unchanged") != 0;
-	printf("yield: %d rounds%s, %d failed checks\n", ROUNDS, have_net ? " with a net device" : "",
-	       fails);
+	printf("yield: %d rounds%s, %d failed checks\n", ROUNDS,
+	       have_net ? " with a net device" : "", fails);
 	if (fails == 0)
 		puts("yield: ok");
 	return fails == 0 ? 0 : 1;

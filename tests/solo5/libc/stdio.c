@@ -59,8 +59,8 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		}
 		case 'u':
 		case 'x':
-			put_number(&o, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), *p == 'u' ? 10 : 16,
-			           0, width);
+			put_number(&o, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned),
+			           *p == 'u' ? 10 : 16, 0, width);
 			break;
 		case 'p':
 			put(&o, '0');

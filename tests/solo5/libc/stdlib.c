@@ -6,11 +6,11 @@
 #include "solo5.h"
 
 struct block {
-	size_t size; /* bytes after the header */
+	size_t size;        /* bytes after the header */
 	struct block *next; /* in the free list */
 };
 
-#define ALIGN 16
+#define ALIGN  16
 #define HEADER ((sizeof(struct block) + ALIGN - 1) & ~(size_t)(ALIGN - 1))
 
 static uintptr_t brk_at, heap_end;
