@@ -62,12 +62,20 @@ int solo5_app_main(const struct solo5_start_info *info);
 #define SOLO5_EXIT_FAILURE 1
 #define SOLO5_EXIT_ABORT   255 /* 255 and up belong to Solo5 */
 
-/* End the program with exit status (status) (its low 8 bits, as for exit(3)). The devices are
- * closed as when solo5_app_main() returns, then atexit handlers run. */
+/* End the program with exit status (status) (its low 8 bits, as for exit(3)). Prints
+ * "Solo5: solo5_exit(N) called" on stderr as Solo5 does (not with --solo5:quiet). The devices
+ * are closed as when solo5_app_main() returns, then atexit handlers run. */
 void solo5_exit(int status) __attribute__((noreturn));
 
-/* End the program abnormally: a line on stderr says so, the devices are closed, and the exit
- * status is SOLO5_EXIT_ABORT (255). To stop in a debugger instead, break on solo5_abort. */
+/* End the program abnormally: "Solo5: solo5_abort() called" on stderr (not with
+ * --solo5:quiet), the devices are closed, and the exit status is SOLO5_EXIT_ABORT (255). To stop
+ * in a debugger instead, break on solo5_abort.
+ *
+ * The other ends, as on Solo5: a failed stack check in code built by mkhost-solo5-cc prints
+ * "Solo5: ABORT: Stack corruption detected" and exits with 255 at once (the unikernel's own
+ * __stack_chk_fail runs instead when it has one); a fault (a NULL dereference, an invalid
+ * instruction) kills the process with its signal (exit status 128 + N, e.g. 139 for SIGSEGV);
+ * with --sandbox, a system call the unikernel makes itself kills it with SIGSYS (159). */
 void solo5_abort(void) __attribute__((noreturn));
 
 /* Thread-local storage. On Linux the TLS register (%fs on x86-64) holds the C library's own

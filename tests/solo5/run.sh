@@ -110,9 +110,30 @@ block)
 	truncate -s 65536 "$tmp/big.img"
 	run block --block:storage="$tmp/big.img" --block-sector-size:storage=4096 -- 65536 4096
 	expect 0 "block: ok" "4096-byte sectors"
+	# the bad images: Solo5's sentence first, then mkhost's with the fix; the program never runs
+	: >"$tmp/empty.img"
+	truncate -s 100 "$tmp/small.img"
 	truncate -s 1000 "$tmp/odd.img"
-	run block --block:storage="$tmp/odd.img" -- 1000 512
-	expect_err 1 "storage" "a file that is not whole sectors stops the program before it runs"
+	truncate -s 6144 "$tmp/odd4k.img"
+	for bad in "empty.img 512 Backing storage must be at least 1 block (512 bytes) in size" \
+	           "small.img 512 Backing storage size must be block aligned (512 bytes)" \
+	           "odd.img 512 Backing storage size must be block aligned (512 bytes)" \
+	           "odd4k.img 4096 Backing storage size must be block aligned (4096 bytes)"; do
+		set -- $bad
+		img=$1 sector=$2
+		shift 2
+		run block --block:storage="$tmp/$img" --block-sector-size:storage="$sector"
+		expect_err 1 "storage: $*" "$img with $sector-byte sectors, in Solo5's words"
+		expect_err 1 "block device 'storage'" "$img with $sector-byte sectors, then mkhost's fix"
+		case $err in "mkhost: storage: Backing"*) ;; *) fail "$img: Solo5's sentence comes first ($err)" ;; esac
+		[ -z "$out" ] || fail "$img: the program must not run ($out)"
+	done
+	for bad in 1000 256 0 x; do
+		run block --block:storage="$tmp/disk.img" --block-sector-size:storage=$bad
+		expect_err 1 "Block size must be a multiple of 2 greater than or equal 512" \
+			"sector size $bad, in Solo5's words"
+		expect_err 1 "a sector size must be a power of two" "sector size $bad, then mkhost's fix"
+	done
 	;;
 pair)
 	run pair --net:a=hub:lan --net:b=hub:lan
