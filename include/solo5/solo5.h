@@ -8,7 +8,11 @@
  * The program is run as a Solo5 tender would run the unikernel:
  *
  *     ./app [--mem=MB] [--net:NAME=IFACE|@FD] [--net-mac:NAME=MAC]
- *           [--block:NAME=FILE] [--block-sector-size:NAME=N] [--] [ARGS...]
+ *           [--block:NAME=FILE] [--block-sector-size:NAME=N]
+ *           [--busy-poll=US] [--stack-size=SIZE] [--backend=io_uring|epoll|auto] [--] [ARGS...]
+ *
+ * --busy-poll, --stack-size (of every task, solo5_app_main's included) and --backend tune mkhost
+ * as mk_config does for its own programs; ./app --help lists every option.
  *
  * Every device given is attached before solo5_app_main() runs; one that cannot be attached stops
  * the program there with a message and exit status 1, as the tenders do. ARGS, joined by single
@@ -48,7 +52,7 @@ typedef enum {
  * (heap_start, heap_size): one contiguous region of readable, writable, non-executable memory
  *   that belongs to the program alone: --mem=MB megabytes (512 by default), mapped at start and
  *   committed by the kernel page by page as it is touched. The program's stack is not inside it:
- *   solo5_app_main() runs on an mkhost task stack of its own (8 MiB). */
+ *   solo5_app_main() runs on an mkhost task stack of its own (8 MiB, or --stack-size). */
 struct solo5_start_info {
 	const char *cmdline;
 	uintptr_t heap_start;

@@ -75,7 +75,17 @@ hello)
 	done
 	run hello --net:service0
 	[ "$status" -eq 1 ] || fail "a malformed device option: exit status $status"
+	run hello --busy-poll=50 --stack-size=16M --backend=epoll -- tuned
+	expect 0 "cmdline: [tuned]" "the tuning options are taken, not passed on"
+	for opt in "--busy-poll=" "--stack-size=" "--backend="; do
+		run hello "${opt}bad"
+		expect_err 1 "'${opt}bad'" "a bad $opt is refused, quoted"
+		[ -z "$out" ] || fail "a bad $opt: the program must not run ($out)"
+	done
 	run hello --help
+	for opt in --busy-poll=US --stack-size=SIZE --backend=NAME; do
+		expect 0 "$opt" "--help lists $opt"
+	done
 	expect 0 "--mem=MB" "--help shows --mem"
 	expect 0 "--net:NAME=IFACE" "--help shows the device options"
 	[ "${out#*Hello}" = "$out" ] || fail "--help must not run the program"
