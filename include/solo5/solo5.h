@@ -15,7 +15,9 @@
  * as mk_config does for its own programs; ./app --help lists every option.
  *
  * Every device given is attached before solo5_app_main() runs; one that cannot be attached stops
- * the program there with a message and exit status 1, as the tenders do. ARGS, joined by single
+ * the program there with a message and exit status 1, as the tenders do. When the program was
+ * linked with a manifest (mkhost-solo5-elftool gen-manifest), the devices given must be exactly
+ * those it declares, with their kinds, or it stops there too. ARGS, joined by single
  * spaces, are the cmdline.
  *
  * Calls that take a handle accept only handles returned by the acquire calls of this program and

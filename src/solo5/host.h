@@ -4,6 +4,7 @@
 #define MKHOST_SOLO5_HOST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "solo5.h"
 
@@ -29,6 +30,22 @@ extern bool mk__solo5_quiet;
 /* The stack protector for unikernels built by mkhost-solo5-cc; see solo5.c. */
 extern uintptr_t mk__solo5_stack_chk_guard;
 void mk__solo5_stack_chk_fail(void) __attribute__((noreturn));
+
+/* The manifest of a unikernel (mkhost-solo5-elftool gen-manifest writes it as C, the symbol
+ * mk__solo5_manifest): the devices it declares, as Solo5's MFT1 holds them. */
+#define MK__SOLO5_MFT_VERSION     1
+#define MK__SOLO5_MFT_NAME_SIZE   68 /* 67 characters and the NUL */
+#define MK__SOLO5_MFT_MAX_ENTRIES 63
+enum { MK__SOLO5_MFT_NET_BASIC = 1, MK__SOLO5_MFT_BLOCK_BASIC = 2 };
+
+struct mk__solo5_mft {
+	uint32_t version;
+	uint32_t entries;
+	struct {
+		char name[MK__SOLO5_MFT_NAME_SIZE];
+		uint32_t type;
+	} e[];
+};
 
 /* Forget the devices (mk_run has closed them), so that stale handles are refused. */
 void mk__solo5_detach_all(void);

@@ -216,6 +216,70 @@ static void init_stack_guard(void)
 	mk__solo5_stack_chk_guard = g & ~(uintptr_t)0xff;
 }
 
+/* The unikernel's manifest, when it was linked with one (mkhost-solo5-elftool gen-manifest);
+ * NULL otherwise, and then every device given on the command line is attached. */
+extern const struct mk__solo5_mft mk__solo5_manifest __attribute__((weak));
+
+static const char *mft_type_name(uint32_t type)
+{
+	return type == MK__SOLO5_MFT_NET_BASIC ? "NET_BASIC" : "BLOCK_BASIC";
+}
+
+static bool mft_valid(const struct mk__solo5_mft *m)
+{
+	if (m->version != MK__SOLO5_MFT_VERSION || m->entries > MK__SOLO5_MFT_MAX_ENTRIES)
+		return false;
+	for (uint32_t i = 0; i < m->entries; i++)
+		if (memchr(m->e[i].name, '\0', sizeof(m->e[i].name)) == NULL ||
+		    m->e[i].name[0] == '\0' ||
+		    (m->e[i].type != MK__SOLO5_MFT_NET_BASIC &&
+		     m->e[i].type != MK__SOLO5_MFT_BLOCK_BASIC))
+			return false;
+	return true;
+}
+
+/* Check the devices of the command line against the manifest, as a tender does: each device
+ * given must be declared, with its kind, and each declared one must be given. */
+static int check_manifest(const struct launch *l, const struct mk__solo5_mft *m, const char *prog)
+{
+	for (size_t i = 0; i < l->n_devs; i++) {
+		const struct dev_name *d = &l->devs[i];
+		uint32_t want =
+		    d->kind == MK__SOLO5_NET ? MK__SOLO5_MFT_NET_BASIC : MK__SOLO5_MFT_BLOCK_BASIC;
+		bool found = false;
+		for (uint32_t j = 0; j < m->entries && !found; j++)
+			found = m->e[j].type == want && strlen(m->e[j].name) == d->len &&
+			        strncmp(m->e[j].name, d->name, d->len) == 0;
+		if (!found) {
+			fprintf(stderr,
+			        "mkhost: Resource not declared in manifest: '%.*s'\n"
+			        "mkhost: %s's manifest declares no %s device '%.*s'; drop "
+			        "--%s:%.*s or declare it in the unikernel's manifest.json\n",
+			        (int)d->len, d->name, prog, mft_type_name(want), (int)d->len,
+			        d->name, d->kind == MK__SOLO5_NET ? "net" : "block", (int)d->len,
+			        d->name);
+			return -EINVAL;
+		}
+	}
+	for (uint32_t j = 0; j < m->entries; j++) {
+		bool given = false;
+		for (size_t i = 0; i < l->n_devs && !given; i++)
+			given = strlen(m->e[j].name) == l->devs[i].len &&
+			        strncmp(m->e[j].name, l->devs[i].name, l->devs[i].len) == 0;
+		if (!given) {
+			bool net = m->e[j].type == MK__SOLO5_MFT_NET_BASIC;
+			fprintf(
+			    stderr,
+			    "mkhost: Device '%s' of type %s declared but not attached\n"
+			    "mkhost: the unikernel's manifest declares it; give it with %s:%s=%s\n",
+			    m->e[j].name, mft_type_name(m->e[j].type), net ? "--net" : "--block",
+			    m->e[j].name, net ? "IFACE" : "FILE");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int app_task(int argc, char **argv, void *arg)
 {
 	struct launch *l = arg;
@@ -268,6 +332,17 @@ int main(int argc, char **argv)
 		note_device(&l, argv[i]);
 		solo5_sector_size_words(argv[i]);
 		l.argv[l.argc++] = argv[i];
+	}
+	if (&mk__solo5_manifest != NULL) {
+		if (!mft_valid(&mk__solo5_manifest)) {
+			fprintf(stderr,
+			        "mkhost: %s: Solo5 manifest is invalid; rebuild it with "
+			        "mkhost-solo5-elftool gen-manifest\n",
+			        argv[0]);
+			goto out;
+		}
+		if (check_manifest(&l, &mk__solo5_manifest, argv[0]) != 0)
+			goto out;
 	}
 	cmdline = join_cmdline(argc - i, argv + i);
 	if (cmdline == NULL)

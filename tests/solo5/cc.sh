@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # mkhost-solo5-cc's refusals and flags: what a Makefile meets when something is wrong.
-#   cc.sh PATH-TO-mkhost-solo5-cc
+# And mkhost-solo5-elftool gen-manifest's, when built with jansson (the third argument says so).
+#   cc.sh PATH-TO-mkhost-solo5-cc PATH-TO-mkhost-solo5-elftool jansson|""
 set -euo pipefail
 cc=$1
+elftool=$2
+jansson=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -61,6 +64,31 @@ x86_64) grep -qF -- "-mstack-protector-guard=global" "$tmp/err" ||
 	fail "compile mode on x86-64 lacks -mstack-protector-guard=global" ;;
 esac
 [ -n "$("$cc" -dumpmachine)" ] || fail "-dumpmachine says nothing"
+
+if [ -n "$jansson" ]; then
+	gen() { # gen JSON: gen-manifest on that text
+		printf '%s\n' "$1" >"$tmp/m.json"
+		"$elftool" gen-manifest "$tmp/m.json" "$tmp/m.c"
+	}
+	good='{"type": "solo5.manifest", "version": 1, "devices": [{"name": "a0", "type": "NET_BASIC"}]}'
+	gen "$good" || fail "a good manifest is refused"
+	"$cc" -c "$tmp/m.c" -o "$tmp/m.o" || fail "the generated manifest does not compile freestanding"
+	gen '{"type": "solo5.manifest", "version": 1, "devices": []}' || fail "no devices is a manifest"
+	refused "JSON that does not parse" "m.json:2:0: unexpected token" gen '{"type": '
+	refused "not a Solo5 manifest" 'needs "type": "solo5.manifest"' gen '{"version": 1}'
+	refused "another version" '"version" must be 1' gen '{"type": "solo5.manifest", "version": 2, "devices": []}'
+	refused "a bad device name" "device name 'a-b' must be 1 to 67 letters and digits" \
+		gen '{"type": "solo5.manifest", "version": 1, "devices": [{"name": "a-b", "type": "NET_BASIC"}]}'
+	refused "an unknown device type" "device type 'NET_FAST' is not NET_BASIC or BLOCK_BASIC" \
+		gen '{"type": "solo5.manifest", "version": 1, "devices": [{"name": "a", "type": "NET_FAST"}]}'
+	refused "a device declared twice" "device 'a' is declared twice" \
+		gen '{"type": "solo5.manifest", "version": 1, "devices": [{"name": "a", "type": "NET_BASIC"}, {"name": "a", "type": "BLOCK_BASIC"}]}'
+	refused "a device without a type" "device 1 needs a \"name\" and a \"type\"" \
+		gen '{"type": "solo5.manifest", "version": 1, "devices": [{"name": "a"}]}'
+else
+	refused "gen-manifest without jansson" "install libjansson-dev" \
+		"$elftool" gen-manifest /dev/null "$tmp/m.c"
+fi
 
 [ "$fails" -eq 0 ] || exit 1
 echo "mkhost-solo5-cc: ok"

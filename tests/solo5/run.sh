@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run one of the Solo5 test unikernels and check what it printed and how it ended.
-#   run.sh hello|time|absent|block|pair|console|yield DIR   (DIR holds the programs)
+#   run.sh hello|time|absent|block|pair|console|yield|manifest DIR   (DIR holds the programs)
 # The programs are DIR/solo5-NAME (built against the pkg-config module), or DIR/uk-NAME with
 # SOLO5_PREFIX=uk- (built by mkhost-solo5-cc, each with its own C library).
 set -u
@@ -181,6 +181,25 @@ console)
 	run console --sandbox -- dup
 	expect_err 159 "forbidden system call" "with --sandbox (spt's seccomp) a raw dup dies of SIGSYS"
 	case $out in *"dup: "*) fail "--sandbox: the raw system call returned ($out)" ;; esac
+	;;
+manifest)
+	# uk-mft is console linked with manifest.json's manifest: service0 (net), storage (block)
+	truncate -s 4096 "$tmp/disk.img"
+	run mft --net:service0=hub:lan --block:storage="$tmp/disk.img"
+	expect 0 "libc: ok" "the devices of the manifest, all given"
+	run mft --net:service0=hub:lan
+	expect_err 1 "Device 'storage' of type BLOCK_BASIC declared but not attached" \
+		"a device of the manifest missing from the command line"
+	expect_err 1 "give it with --block:storage=FILE" "a missing device: mkhost's fix"
+	[ -z "$out" ] || fail "a missing device: the program must not run ($out)"
+	run mft --net:service0=hub:lan --block:storage="$tmp/disk.img" --net:other=hub:lan
+	expect_err 1 "Resource not declared in manifest: 'other'" "a device the manifest lacks"
+	expect_err 1 "drop --net:other" "a device the manifest lacks: mkhost's fix"
+	[ -z "$out" ] || fail "an undeclared device: the program must not run ($out)"
+	run mft --block:service0="$tmp/disk.img" --net:storage=hub:lan
+	expect_err 1 "Resource not declared in manifest: 'service0'" "a device of the wrong kind"
+	run console --net:anything=hub:lan --block:disk="$tmp/disk.img"
+	expect 0 "libc: ok" "without a manifest, every device given is attached, as before"
 	;;
 yield)
 	run yield
