@@ -84,10 +84,35 @@ void solo5_exit(int status) __attribute__((noreturn));
  * with --sandbox, a system call the unikernel makes itself kills it with SIGSYS (159). */
 void solo5_abort(void) __attribute__((noreturn));
 
-/* Thread-local storage. On Linux the TLS register (%fs on x86-64) holds the C library's own
- * thread block (errno, the stack protector's canary, allocator state), so the application may
- * not move it: this always returns SOLO5_R_EUNSPEC and changes nothing. Thread-local variables
- * of the program work anyway, through the C library. */
+/* ---- thread-local storage ------------------------------------------------------------- */
+
+/* A unikernel built by mkhost-solo5-cc owns the thread pointer (%fs base on x86-64), as on
+ * Solo5: it starts with none (0, so reading %fs:0 faults), lays out a TLS block of its own with
+ * the three calls below and installs it with solo5_set_tls_base(); it may switch between blocks
+ * at will. mkhost and glibc keep a thread pointer of their own, put in place on every call into
+ * this API and in mkhost's signal handlers, and taken out on the way back.
+ *
+ * A program built plainly against glibc (the pkg-config line) calls glibc itself, so the thread
+ * pointer must stay glibc's: there solo5_set_tls_base() returns SOLO5_R_EUNSPEC and changes
+ * nothing, and its thread-local variables work through glibc's own block. */
+
+/* The bytes a TLS block takes: the thread-local variables of the executable (.tdata and .tbss)
+ * and the thread pointer's own word. */
+size_t solo5_tls_size(void);
+
+/* The thread pointer to give solo5_set_tls_base() for the block at (tls): on x86-64 the block
+ * lies below it (TLS variant II). */
+uintptr_t solo5_tls_tp_offset(uintptr_t tls);
+
+/* Initialise the block of solo5_tls_size() bytes at (tls): .tdata copied, .tbss zeroed, the
+ * thread pointer's word pointing to itself. (tls) must be aligned to the TLS segment's alignment
+ * (16 bytes suffices unless the unikernel asks for more).
+ * Returns SOLO5_R_OK; SOLO5_R_EINVAL when (tls) is 0 or misaligned. */
+solo5_result_t solo5_tls_init(uintptr_t tls);
+
+/* Make (base), as solo5_tls_tp_offset() gave it, the thread pointer of the unikernel.
+ * Returns SOLO5_R_OK (built by mkhost-solo5-cc); SOLO5_R_EUNSPEC, changing nothing, in a
+ * program built against glibc (see above). */
 solo5_result_t solo5_set_tls_base(uintptr_t base);
 
 /* ---- time ----------------------------------------------------------------------------- */

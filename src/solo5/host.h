@@ -47,6 +47,18 @@ struct mk__solo5_mft {
 	} e[];
 };
 
+/* The unikernel's thread pointer (tls.c). mk__solo5_tls_setup() once, on the thread that runs
+ * the unikernel, before it starts; then mk__solo5_tls_wrap_signals() once mkhost has installed
+ * its signal handlers. mk__solo5_tls_call_app() runs solo5_app_main with the unikernel's thread
+ * pointer when it was built by mkhost-solo5-cc (mk__solo5_tls_switching()), and
+ * mk__solo5_tls_host() puts mkhost's back. */
+void mk__solo5_tls_setup(void);
+void mk__solo5_tls_wrap_signals(void);
+bool mk__solo5_tls_switching(void);
+bool mk__solo5_tls_fsgsbase(void);
+int mk__solo5_tls_call_app(const struct solo5_start_info *info);
+void mk__solo5_tls_host(void);
+
 /* Forget the devices (mk_run has closed them), so that stale handles are refused. */
 void mk__solo5_detach_all(void);
 

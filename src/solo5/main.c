@@ -294,6 +294,8 @@ static int app_task(int argc, char **argv, void *arg)
 		return 0;
 	}
 	init_stack_guard();
+	mk__solo5_tls_setup();
+	mk__solo5_tls_wrap_signals(); /* mk_run's are in place by now */
 	l->stopped = mk__solo5_run_app(&l->info, &l->status) == -EINTR;
 	return 0;
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run one of the Solo5 test unikernels and check what it printed and how it ended.
-#   run.sh hello|time|absent|block|pair|console|yield|manifest DIR   (DIR holds the programs)
+#   run.sh hello|time|absent|block|pair|console|yield|tls|manifest DIR   (DIR holds the programs)
 # The programs are DIR/solo5-NAME (built against the pkg-config module), or DIR/uk-NAME with
 # SOLO5_PREFIX=uk- (built by mkhost-solo5-cc, each with its own C library).
 set -u
@@ -179,7 +179,7 @@ console)
 	run console -- dup
 	expect 0 "dup: " "a raw system call runs without --sandbox"
 	run console --sandbox -- dup
-	expect_err 159 "forbidden system call" "with --sandbox (spt's seccomp) a raw dup dies of SIGSYS"
+	expect_err 159 "forbidden system call 32 (dup)" "with --sandbox (spt's seccomp) a raw dup dies of SIGSYS"
 	case $out in *"dup: "*) fail "--sandbox: the raw system call returned ($out)" ;; esac
 	;;
 manifest)
@@ -200,6 +200,13 @@ manifest)
 	expect_err 1 "Resource not declared in manifest: 'service0'" "a device of the wrong kind"
 	run console --net:anything=hub:lan --block:disk="$tmp/disk.img"
 	expect 0 "libc: ok" "without a manifest, every device given is attached, as before"
+	;;
+tls)
+	run tls --net:a=hub:lan
+	expect 0 "tls: ok" "two TLS blocks of its own, switched, across yields"
+	run tls -- fault
+	[ "$status" -eq 139 ] || fail "reading %fs:0 with no thread pointer dies of SIGSEGV, not $status ($out)"
+	case $out in *"no fault"*) fail "the unikernel started with a thread pointer ($out)" ;; esac
 	;;
 yield)
 	run yield
