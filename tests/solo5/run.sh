@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run one of the Solo5 test unikernels and check what it printed and how it ended.
-#   run.sh hello|time|absent|block|pair|console|yield|tls|manifest DIR   (DIR holds the programs)
+#   run.sh hello|time|absent|block|pair|console|yield|tls|manifest|flood DIR   (DIR holds the programs)
 # The programs are DIR/solo5-NAME (built against the pkg-config module), or DIR/uk-NAME with
 # SOLO5_PREFIX=uk- (built by mkhost-solo5-cc, each with its own C library).
 set -u
@@ -129,6 +129,7 @@ block)
 	           "small.img 512 Backing storage size must be block aligned (512 bytes)" \
 	           "odd.img 512 Backing storage size must be block aligned (512 bytes)" \
 	           "odd4k.img 4096 Backing storage size must be block aligned (4096 bytes)"; do
+		# shellcheck disable=SC2086 # the words of the case
 		set -- $bad
 		img=$1 sector=$2
 		shift 2
@@ -200,6 +201,22 @@ manifest)
 	expect_err 1 "Resource not declared in manifest: 'service0'" "a device of the wrong kind"
 	run console --net:anything=hub:lan --block:disk="$tmp/disk.img"
 	expect 0 "libc: ok" "without a manifest, every device given is attached, as before"
+	;;
+flood)
+	# on hub:, without root: the unikernel floods its own service0 from a second device, with
+	# replies checked byte by byte against the 0xdeadbeef pattern
+	hub="--net:service0=hub:lan --net:client=hub:lan"
+	# shellcheck disable=SC2086
+	run net $hub -- 10.0.0.2 flood=100000:56:1
+	expect 0 "flood: 100000 sent, 100000 received, 0 corrupted" "100,000 pings as ping -f sends them"
+	# shellcheck disable=SC2086
+	run net $hub -- 10.0.0.2 flood=100000:56:32
+	expect 0 "flood: 100000 sent, 100000 received, 0 corrupted" "100,000 pings, 32 in flight (-l 32)"
+	run net --net:service0=hub:lan,mtu=9000 --net:client=hub:lan,mtu=9000 -- 10.0.0.2 flood=10000:8972:8
+	expect 0 "flood: 10000 sent, 10000 received, 0 corrupted" "MTU 9000: frames of 9014 bytes"
+	# shellcheck disable=SC2086
+	run net $hub --net-fault:client=drop=1%,seed=7 -- 10.0.0.2 flood=1000:56:1
+	[ "$status" -eq 1 ] || fail "a lossy link: the flood reports its loss (status $status: $out)"
 	;;
 tls)
 	run tls --net:a=hub:lan
