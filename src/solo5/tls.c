@@ -59,6 +59,7 @@ static bool switching; /* the unikernel has a thread pointer of its own */
 static bool fsgsbase;
 static uintptr_t host_tp; /* glibc's */
 static uintptr_t uk_tp;   /* the unikernel's: 0 until solo5_set_tls_base */
+static bool running;      /* inside solo5_app_main: before it (constructors), no switch */
 
 static struct {
 	const uint8_t *image; /* .tdata */
@@ -180,9 +181,11 @@ NO_SSP int mk__solo5_tls_call_app(const struct solo5_start_info *info)
 
 	if (!switching)
 		return solo5_app_main(info);
+	running = true;
 	set_fs(uk_tp);
 	r = solo5_app_main(info);
 	set_fs(host_tp);
+	running = false;
 	return r;
 }
 
@@ -190,8 +193,9 @@ NO_SSP int mk__solo5_tls_call_app(const struct solo5_start_info *info)
  * a trampoline, with mkhost's thread pointer already in place). */
 void mk__solo5_tls_host(void)
 {
-	if (switching)
+	if (running)
 		set_fs(host_tp);
+	running = false;
 }
 
 /* ---- the TLS calls ----------------------------------------------------------------------- */
@@ -235,6 +239,8 @@ solo5_result_t solo5_tls_init(uintptr_t tls_block)
 	NO_SSP ret mk__solo5_tls_##name params;                                                    \
 	NO_SSP ret mk__solo5_tls_##name params                                                     \
 	{                                                                                          \
+		if (!running)                                                                      \
+			return name args;                                                          \
 		ENTER();                                                                           \
 		ret r_ = name args;                                                                \
 		BACK();                                                                            \
@@ -245,6 +251,10 @@ solo5_result_t solo5_tls_init(uintptr_t tls_block)
 	NO_SSP void mk__solo5_tls_##name params;                                                   \
 	NO_SSP void mk__solo5_tls_##name params                                                    \
 	{                                                                                          \
+		if (!running) {                                                                    \
+			name args;                                                                 \
+			return;                                                                    \
+		}                                                                                  \
 		ENTER();                                                                           \
 		name args;                                                                         \
 		BACK();                                                                            \
@@ -278,14 +288,16 @@ TRAMPOLINE(solo5_result_t, solo5_tls_init, (uintptr_t block), (block))
 NO_SSP void mk__solo5_tls_solo5_exit(int status) __attribute__((noreturn));
 NO_SSP void mk__solo5_tls_solo5_exit(int status)
 {
-	ENTER();
+	if (running)
+		ENTER();
 	solo5_exit(status);
 }
 
 NO_SSP void mk__solo5_tls_solo5_abort(void) __attribute__((noreturn));
 NO_SSP void mk__solo5_tls_solo5_abort(void)
 {
-	ENTER();
+	if (running)
+		ENTER();
 	solo5_abort();
 }
 
@@ -294,6 +306,7 @@ NO_SSP solo5_result_t mk__solo5_tls_solo5_set_tls_base(uintptr_t base);
 NO_SSP solo5_result_t mk__solo5_tls_solo5_set_tls_base(uintptr_t base)
 {
 	uk_tp = base;
-	BACK();
+	if (running)
+		BACK();
 	return SOLO5_R_OK;
 }

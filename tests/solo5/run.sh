@@ -221,6 +221,7 @@ flood)
 tls)
 	run tls --net:a=hub:lan
 	expect 0 "tls: ok" "two TLS blocks of its own, switched, across yields"
+	expect 0 "tls: constructor ran" "a constructor calls solo5_* before solo5_app_main"
 	run tls -- fault
 	[ "$status" -eq 139 ] || fail "reading %fs:0 with no thread pointer dies of SIGSEGV, not $status ($out)"
 	case $out in *"no fault"*) fail "the unikernel started with a thread pointer ($out)" ;; esac

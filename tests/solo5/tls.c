@@ -14,6 +14,15 @@ static __thread char zeros[100]; /* .tbss */
 static __thread uint64_t marks[4] = {1, 2, 3, 4};
 
 static int fails;
+static int constructed;
+
+/* A constructor runs before solo5_app_main, with glibc's thread pointer still in place: its
+ * solo5_* calls must work there too. */
+__attribute__((constructor)) static void early(void)
+{
+	solo5_console_write("tls: constructor ran\n", 21);
+	constructed = solo5_clock_monotonic() != 0;
+}
 
 static void check(int ok, const char *what)
 {
@@ -56,6 +65,7 @@ int solo5_app_main(const struct solo5_start_info *si)
 		printf("tls: read %lx, no fault\n", (unsigned long)read_fs0());
 		return 1;
 	}
+	check(constructed, "the constructor's solo5 calls worked");
 	check(solo5_net_acquire("a", &h, &info) == SOLO5_R_OK, "the hub device is there");
 	check(solo5_tls_size() >= sizeof(int) + 100 + 4 * 8 + 8, "the block holds the variables");
 	a = block();
