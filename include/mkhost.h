@@ -65,6 +65,10 @@ enum mk_backend {
 };
 
 /* Settings for mk_run_config(). Zero means "the default" in every field. */
+/* Every field can also be given on the command line, which wins over what the program set here
+ * (and over MKHOST_BACKEND): --stack-size=SIZE (bytes, or with K or M: 16K to 1024M),
+ * --backend=io_uring|epoll|auto, --busy-poll=US (0 to 1000000). mk_run takes them out of argv
+ * and refuses a bad value with -EINVAL and a sentence, before (main) runs. */
 struct mk_config {
 	size_t stack_size; /* usable bytes of a task stack, rounded up to pages; default 256 KiB */
 	enum mk_backend backend; /* default MK_BACKEND_AUTO; the environment variable
@@ -89,6 +93,7 @@ struct mk_config {
  *                              in plain decimal); a bad SPEC is -EINVAL
  *   --net-mac:NAME=MAC         the MAC address the device reports (default: random, locally
  *                              administered, unicast)
+ * And the tuning options --busy-poll=US, --stack-size=SIZE, --backend=NAME (see mk_config).
  * They are removed from argv before (main) sees it. Arguments after a "--" are left alone (the
  * "--" itself is removed). "--help" prints the device options on stdout and is passed on to
  * (main) so it can print its own.

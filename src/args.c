@@ -34,8 +34,13 @@ void mk__args_usage(void)
 	    "  --block-sector-size:NAME=N  sector size of NAME: a power of two >= 512 (512)\n"
 	    "  --sandbox                open every device first, then allow only the system calls\n"
 	    "                           and io_uring operations that devices need (seccomp)\n"
+	    "  --busy-poll=US           before sleeping, poll for events this long (microseconds,\n"
+	    "                           0 to 1000000; default 0, or the program's mk_config)\n"
+	    "  --stack-size=SIZE        bytes of each task stack, K or M (16K to 1024M; default\n"
+	    "                           256K, a Solo5 unikernel's 8M)\n"
+	    "  --backend=NAME           the event loop: io_uring, epoll or auto (default auto)\n"
 	    "  --                       the arguments after it go to the program untouched\n"
-	    "environment: MKHOST_BACKEND=io_uring|epoll|auto\n");
+	    "environment: MKHOST_BACKEND=io_uring|epoll|auto (--backend wins over it)\n");
 }
 
 struct mk__netarg *mk__args_net(struct mk__args *a, const char *name)
@@ -340,7 +345,11 @@ int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 			help = true;
 		if (strcmp(argv[i], "--sandbox") == 0)
 			a->sandbox = true;
-		else if (is_device_arg(argv[i])) {
+		else if (mk__tuning_is(argv[i])) {
+			int err = mk__tuning_parse(&a->tuning, argv[i]);
+			if (err != 0)
+				return err;
+		} else if (is_device_arg(argv[i])) {
 			int err = parse_one(a, argv[i]);
 			if (err != 0)
 				return err;
@@ -350,7 +359,8 @@ int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 	if (err != 0)
 		return err;
 	for (i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++)
-		if (!is_device_arg(argv[i]) && strcmp(argv[i], "--sandbox") != 0)
+		if (!is_device_arg(argv[i]) && strcmp(argv[i], "--sandbox") != 0 &&
+		    !mk__tuning_is(argv[i]))
 			argv[out++] = argv[i];
 	for (i++; i < *argc; i++)
 		argv[out++] = argv[i];

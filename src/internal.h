@@ -52,8 +52,23 @@ struct mk__blockarg {
 	unsigned sector_size; /* 0 when not given: 512 */
 };
 
+/* --busy-poll=US, --stack-size=SIZE, --backend=NAME (tuning.c): mk_config from the command
+ * line, winning over the program's. */
+struct mk__tuning {
+	bool has_busy_poll, has_backend;
+	unsigned busy_poll_us;
+	size_t stack_size; /* 0: not given */
+	enum mk_backend backend;
+};
+
+/* Whether (arg) is one of the tuning options; parse it into (t): 0, or -EINVAL with the
+ * sentence in mk_last_error(). */
+bool mk__tuning_is(const char *arg);
+int mk__tuning_parse(struct mk__tuning *t, const char *arg);
+
 struct mk__args {
 	bool sandbox; /* --sandbox */
+	struct mk__tuning tuning;
 	struct mk__netarg *nets;
 	size_t n_nets;
 	struct mk__blockarg *blocks;

@@ -21,9 +21,9 @@ static int backend_from_env(int backend)
 	return -1;
 }
 
-int mk__loop_init(struct mk__loop *l, int backend, bool sealable)
+int mk__loop_init(struct mk__loop *l, int backend, bool sealable, bool from_args)
 {
-	int b = backend_from_env(backend);
+	int b = from_args ? backend : backend_from_env(backend);
 
 	memset(l, 0, sizeof(*l));
 	if (b < 0)
@@ -36,9 +36,9 @@ int mk__loop_init(struct mk__loop *l, int backend, bool sealable)
 	if (err == 0)
 		return 0;
 	if (b == MK_BACKEND_IO_URING)
-		return mk__fail(-ENOSYS,
-		                "io_uring is unavailable (%s) and MKHOST_BACKEND asks for it",
-		                strerror(-err));
+		return mk__fail(-ENOSYS, "io_uring is unavailable (%s) and %s asks for it",
+		                strerror(-err),
+		                from_args ? "--backend=io_uring" : "MKHOST_BACKEND or mk_config");
 	fprintf(stderr, "mkhost: io_uring unavailable (%s), using epoll\n", strerror(-err));
 	return mk__loop_epoll_init(l);
 }

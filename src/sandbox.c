@@ -10,6 +10,7 @@
  * and descriptors that were already open when mk_run started.
  */
 #include <errno.h>
+#include <asm/prctl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -54,6 +55,7 @@ static const struct {
     {SYS_connect, "connect"}, {SYS_execve, "execve"}, {SYS_clone, "clone"},
     {SYS_fork, "fork"},       {SYS_ioctl, "ioctl"},   {SYS_bind, "bind"},
     {SYS_unlink, "unlink"},   {SYS_mkdir, "mkdir"},   {SYS_kill, "kill"},
+    {SYS_dup, "dup"},
 };
 
 static size_t put(char *buf, size_t at, const char *s)
@@ -102,7 +104,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
 
 static int install_filter(void)
 {
-	struct sock_filter prog[N_ALLOWED + 6];
+	struct sock_filter prog[N_ALLOWED + 12];
 	size_t n = 0;
 
 #ifdef MK_AUDIT_ARCH
@@ -115,6 +117,17 @@ static int install_filter(void)
 #endif
 	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 	                                         offsetof(struct seccomp_data, nr));
+#ifdef SYS_arch_prctl
+	/* arch_prctl(ARCH_SET_FS or ARCH_GET_FS) only: the Solo5 layer switches the thread pointer
+	 * between mkhost's and the unikernel's with it where wrfsbase is not available */
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_arch_prctl, 0, 5);
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	                                         offsetof(struct seccomp_data, args[0]));
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH_SET_FS, 2, 0);
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH_GET_FS, 1, 0);
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP);
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+#endif
 	for (size_t i = 0; i < N_ALLOWED; i++) {
 		/* jump to the ALLOW at the end if equal */
 		unsigned char to_allow = (unsigned char)(N_ALLOWED - i);

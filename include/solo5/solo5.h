@@ -8,10 +8,16 @@
  * The program is run as a Solo5 tender would run the unikernel:
  *
  *     ./app [--mem=MB] [--net:NAME=IFACE|@FD] [--net-mac:NAME=MAC]
- *           [--block:NAME=FILE] [--block-sector-size:NAME=N] [--] [ARGS...]
+ *           [--block:NAME=FILE] [--block-sector-size:NAME=N]
+ *           [--busy-poll=US] [--stack-size=SIZE] [--backend=io_uring|epoll|auto] [--] [ARGS...]
+ *
+ * --busy-poll, --stack-size (of every task, solo5_app_main's included) and --backend tune mkhost
+ * as mk_config does for its own programs; ./app --help lists every option.
  *
  * Every device given is attached before solo5_app_main() runs; one that cannot be attached stops
- * the program there with a message and exit status 1, as the tenders do. ARGS, joined by single
+ * the program there with a message and exit status 1, as the tenders do. When the program was
+ * linked with a manifest (mkhost-solo5-elftool gen-manifest), the devices given must be exactly
+ * those it declares, with their kinds, or it stops there too. ARGS, joined by single
  * spaces, are the cmdline.
  *
  * Calls that take a handle accept only handles returned by the acquire calls of this program and
@@ -48,7 +54,7 @@ typedef enum {
  * (heap_start, heap_size): one contiguous region of readable, writable, non-executable memory
  *   that belongs to the program alone: --mem=MB megabytes (512 by default), mapped at start and
  *   committed by the kernel page by page as it is touched. The program's stack is not inside it:
- *   solo5_app_main() runs on an mkhost task stack of its own (8 MiB). */
+ *   solo5_app_main() runs on an mkhost task stack of its own (8 MiB, or --stack-size). */
 struct solo5_start_info {
 	const char *cmdline;
 	uintptr_t heap_start;
@@ -62,18 +68,51 @@ int solo5_app_main(const struct solo5_start_info *info);
 #define SOLO5_EXIT_FAILURE 1
 #define SOLO5_EXIT_ABORT   255 /* 255 and up belong to Solo5 */
 
-/* End the program with exit status (status) (its low 8 bits, as for exit(3)). The devices are
- * closed as when solo5_app_main() returns, then atexit handlers run. */
+/* End the program with exit status (status) (its low 8 bits, as for exit(3)). Prints
+ * "Solo5: solo5_exit(N) called" on stderr as Solo5 does (not with --solo5:quiet). The devices
+ * are closed as when solo5_app_main() returns, then atexit handlers run. */
 void solo5_exit(int status) __attribute__((noreturn));
 
-/* End the program abnormally: a line on stderr says so, the devices are closed, and the exit
- * status is SOLO5_EXIT_ABORT (255). To stop in a debugger instead, break on solo5_abort. */
+/* End the program abnormally: "Solo5: solo5_abort() called" on stderr (not with
+ * --solo5:quiet), the devices are closed, and the exit status is SOLO5_EXIT_ABORT (255). To stop
+ * in a debugger instead, break on solo5_abort.
+ *
+ * The other ends, as on Solo5: a failed stack check in code built by mkhost-solo5-cc prints
+ * "Solo5: ABORT: Stack corruption detected" and exits with 255 at once (the unikernel's own
+ * __stack_chk_fail runs instead when it has one); a fault (a NULL dereference, an invalid
+ * instruction) kills the process with its signal (exit status 128 + N, e.g. 139 for SIGSEGV);
+ * with --sandbox, a system call the unikernel makes itself kills it with SIGSYS (159). */
 void solo5_abort(void) __attribute__((noreturn));
 
-/* Thread-local storage. On Linux the TLS register (%fs on x86-64) holds the C library's own
- * thread block (errno, the stack protector's canary, allocator state), so the application may
- * not move it: this always returns SOLO5_R_EUNSPEC and changes nothing. Thread-local variables
- * of the program work anyway, through the C library. */
+/* ---- thread-local storage ------------------------------------------------------------- */
+
+/* A unikernel built by mkhost-solo5-cc owns the thread pointer (%fs base on x86-64), as on
+ * Solo5: it starts with none (0, so reading %fs:0 faults), lays out a TLS block of its own with
+ * the three calls below and installs it with solo5_set_tls_base(); it may switch between blocks
+ * at will. mkhost and glibc keep a thread pointer of their own, put in place on every call into
+ * this API and in mkhost's signal handlers, and taken out on the way back.
+ *
+ * A program built plainly against glibc (the pkg-config line) calls glibc itself, so the thread
+ * pointer must stay glibc's: there solo5_set_tls_base() returns SOLO5_R_EUNSPEC and changes
+ * nothing, and its thread-local variables work through glibc's own block. */
+
+/* The bytes a TLS block takes: the thread-local variables of the executable (.tdata and .tbss)
+ * and the thread pointer's own word. */
+size_t solo5_tls_size(void);
+
+/* The thread pointer to give solo5_set_tls_base() for the block at (tls): on x86-64 the block
+ * lies below it (TLS variant II). */
+uintptr_t solo5_tls_tp_offset(uintptr_t tls);
+
+/* Initialise the block of solo5_tls_size() bytes at (tls): .tdata copied, .tbss zeroed, the
+ * thread pointer's word pointing to itself. (tls) must be aligned to the TLS segment's alignment
+ * (16 bytes suffices unless the unikernel asks for more).
+ * Returns SOLO5_R_OK; SOLO5_R_EINVAL when (tls) is 0 or misaligned. */
+solo5_result_t solo5_tls_init(uintptr_t tls);
+
+/* Make (base), as solo5_tls_tp_offset() gave it, the thread pointer of the unikernel.
+ * Returns SOLO5_R_OK (built by mkhost-solo5-cc); SOLO5_R_EUNSPEC, changing nothing, in a
+ * program built against glibc (see above). */
 solo5_result_t solo5_set_tls_base(uintptr_t base);
 
 /* ---- time ----------------------------------------------------------------------------- */

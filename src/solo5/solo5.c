@@ -77,19 +77,53 @@ static void __attribute__((noreturn)) leave(int status)
 	longjmp(s5.leave, 1);
 }
 
+/* Solo5's words on the way out: an "info" line unless --solo5:quiet, as Solo5's log() prints it. */
+static void say(const char *msg, size_t len)
+{
+	if (mk__solo5_quiet)
+		return;
+	if (write(STDERR_FILENO, msg, len) < 0) {
+		/* nowhere left to say it */
+	}
+}
+
 void solo5_exit(int status)
 {
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "Solo5: solo5_exit(%d) called\n", status);
+
+	say(msg, (size_t)n);
 	leave(status);
 }
 
 void solo5_abort(void)
 {
-	static const char msg[] = "mkhost: solo5_abort() called\n";
+	static const char msg[] = "Solo5: solo5_abort() called\n";
+
+	say(msg, sizeof(msg) - 1);
+	leave(SOLO5_EXIT_ABORT);
+}
+
+/* The stack protector of code built by mkhost-solo5-cc (-mstack-protector-guard=global), for a
+ * unikernel without one of its own: the toolchain points its __stack_chk_guard and
+ * __stack_chk_fail at these. main() gives the guard a random value before the unikernel runs;
+ * until then it holds Solo5's recognisable terminator value. */
+uintptr_t mk__solo5_stack_chk_guard = 0x00deadbeef0d0a00;
+
+/* The stack is corrupt: nothing on it can be trusted, so there is no unwinding back to mk_run,
+ * only Solo5's line and its exit status, as Solo5 does. */
+#if defined(__has_attribute) && __has_attribute(no_stack_protector)
+__attribute__((no_stack_protector))
+#endif
+void mk__solo5_stack_chk_fail(void)
+{
+	mk__solo5_tls_host(); /* the unikernel's thread pointer may be in place */
+	static const char msg[] = "Solo5: ABORT: Stack corruption detected\n";
 
 	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
 		/* nowhere left to say it */
 	}
-	leave(SOLO5_EXIT_ABORT);
+	_exit(SOLO5_EXIT_ABORT);
 }
 
 /* mkhost cancelled the program (SIGINT or SIGTERM): it cannot be asked to return, so unwind it. */
@@ -106,16 +140,19 @@ int mk__solo5_run_app(const struct solo5_start_info *info, int *status)
 	s5.app = mk_task_self();
 	s5.stopped = false;
 	if (setjmp(s5.leave) == 0)
-		s5.status = solo5_app_main(info);
+		s5.status = mk__solo5_tls_call_app(info);
+	mk__solo5_tls_host();
 	s5.app = NULL;
 	s5.app_waiting = false;
 	*status = s5.status;
 	return s5.stopped ? -EINTR : 0;
 }
 
+/* A unikernel built by mkhost-solo5-cc calls tls.c's instead; this one is for programs built
+ * against glibc, whose thread pointer is glibc's (see solo5.h). */
 solo5_result_t solo5_set_tls_base(uintptr_t base)
 {
-	(void)base; /* glibc owns the thread pointer; see solo5.h */
+	(void)base;
 	return SOLO5_R_EUNSPEC;
 }
 

@@ -1,9 +1,12 @@
 #!/bin/sh
 # Run one of the Solo5 test unikernels and check what it printed and how it ended.
-#   run.sh hello|time|absent|block|pair DIR   (DIR holds the solo5-* programs)
+#   run.sh hello|time|absent|block|pair|console|yield|tls|manifest|flood DIR   (DIR holds the programs)
+# The programs are DIR/solo5-NAME (built against the pkg-config module), or DIR/uk-NAME with
+# SOLO5_PREFIX=uk- (built by mkhost-solo5-cc, each with its own C library).
 set -u
 case_name=$1
 dir=$2
+prefix=${SOLO5_PREFIX:-solo5-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -15,7 +18,7 @@ fail() {
 
 # run PROGRAM ARGS...: sets $status, $out (stdout) and $err (stderr)
 run() {
-	prog=$dir/solo5-$1
+	prog=$dir/$prefix$1
 	shift
 	timeout 60 "$prog" "$@" >"$tmp/out" 2>"$tmp/err"
 	status=$?
@@ -72,7 +75,17 @@ hello)
 	done
 	run hello --net:service0
 	[ "$status" -eq 1 ] || fail "a malformed device option: exit status $status"
+	run hello --busy-poll=50 --stack-size=16M --backend=epoll -- tuned
+	expect 0 "cmdline: [tuned]" "the tuning options are taken, not passed on"
+	for opt in "--busy-poll=" "--stack-size=" "--backend="; do
+		run hello "${opt}bad"
+		expect_err 1 "'${opt}bad'" "a bad $opt is refused, quoted"
+		[ -z "$out" ] || fail "a bad $opt: the program must not run ($out)"
+	done
 	run hello --help
+	for opt in --busy-poll=US --stack-size=SIZE --backend=NAME; do
+		expect 0 "$opt" "--help lists $opt"
+	done
 	expect 0 "--mem=MB" "--help shows --mem"
 	expect 0 "--net:NAME=IFACE" "--help shows the device options"
 	[ "${out#*Hello}" = "$out" ] || fail "--help must not run the program"
@@ -107,9 +120,31 @@ block)
 	truncate -s 65536 "$tmp/big.img"
 	run block --block:storage="$tmp/big.img" --block-sector-size:storage=4096 -- 65536 4096
 	expect 0 "block: ok" "4096-byte sectors"
+	# the bad images: Solo5's sentence first, then mkhost's with the fix; the program never runs
+	: >"$tmp/empty.img"
+	truncate -s 100 "$tmp/small.img"
 	truncate -s 1000 "$tmp/odd.img"
-	run block --block:storage="$tmp/odd.img" -- 1000 512
-	expect_err 1 "storage" "a file that is not whole sectors stops the program before it runs"
+	truncate -s 6144 "$tmp/odd4k.img"
+	for bad in "empty.img 512 Backing storage must be at least 1 block (512 bytes) in size" \
+	           "small.img 512 Backing storage size must be block aligned (512 bytes)" \
+	           "odd.img 512 Backing storage size must be block aligned (512 bytes)" \
+	           "odd4k.img 4096 Backing storage size must be block aligned (4096 bytes)"; do
+		# shellcheck disable=SC2086 # the words of the case
+		set -- $bad
+		img=$1 sector=$2
+		shift 2
+		run block --block:storage="$tmp/$img" --block-sector-size:storage="$sector"
+		expect_err 1 "storage: $*" "$img with $sector-byte sectors, in Solo5's words"
+		expect_err 1 "block device 'storage'" "$img with $sector-byte sectors, then mkhost's fix"
+		case $err in "mkhost: storage: Backing"*) ;; *) fail "$img: Solo5's sentence comes first ($err)" ;; esac
+		[ -z "$out" ] || fail "$img: the program must not run ($out)"
+	done
+	for bad in 1000 256 0 x; do
+		run block --block:storage="$tmp/disk.img" --block-sector-size:storage=$bad
+		expect_err 1 "Block size must be a multiple of 2 greater than or equal 512" \
+			"sector size $bad, in Solo5's words"
+		expect_err 1 "a sector size must be a power of two" "sector size $bad, then mkhost's fix"
+	done
 	;;
 pair)
 	run pair --net:a=hub:lan --net:b=hub:lan
@@ -117,6 +152,85 @@ pair)
 	run pair --net:a=hub:lan --net:b=hub:lan --net-fault:b=delay=5 --net-pcap:a="$tmp/a.pcap"
 	expect 0 "pair: ok" "two devices on a hub, one delayed, one captured"
 	[ -s "$tmp/a.pcap" ] || fail "the capture of a was written when the program ended"
+	;;
+console)
+	run console
+	expect 0 "libc: ok" "its own memcpy, memset, printf and malloc, at -O2"
+	run console -- a  b
+	expect 0 "cmdline: [a b]" "the cmdline reaches the unikernel"
+	run console -- exit 7
+	expect_err 7 "Solo5: solo5_exit(7) called" "solo5_exit says so, in Solo5's words"
+	run console -- --solo5:quiet exit 7
+	[ "$status" -eq 7 ] || fail "--solo5:quiet exit 7: exit status $status"
+	case $err in *Solo5:*) fail "--solo5:quiet: Solo5's info lines are not printed ($err)" ;; esac
+	run console -- --solo5:quiet --solo5:debug exit 7
+	expect_err 7 "Solo5: solo5_exit(7) called" "the last of --solo5:quiet and --solo5:debug wins"
+	run console -- abort
+	expect_err 255 "Solo5: solo5_abort() called" "solo5_abort: Solo5's line, status 255"
+	run console -- smash 64
+	expect_err 255 "Solo5: ABORT: Stack corruption detected" "a smashed stack: the layer's check"
+	case $out in *"smash: wrote"*) fail "a smashed stack: the function returned ($out)" ;; esac
+	run ownssp -- smash 64
+	expect 77 "my own __stack_chk_fail" "a smashed stack: the unikernel's own check"
+	run console -- null
+	[ "$status" -eq 139 ] || fail "a NULL dereference dies of SIGSEGV (139), not $status ($err)"
+	case $out in *survived*) fail "a NULL dereference went on" ;; esac
+	run console -- ud2
+	[ "$status" -eq 132 ] || fail "an invalid instruction dies of SIGILL (132), not $status ($err)"
+	run console -- dup
+	expect 0 "dup: " "a raw system call runs without --sandbox"
+	run console --sandbox -- dup
+	expect_err 159 "forbidden system call 32 (dup)" "with --sandbox (spt's seccomp) a raw dup dies of SIGSYS"
+	case $out in *"dup: "*) fail "--sandbox: the raw system call returned ($out)" ;; esac
+	;;
+manifest)
+	# uk-mft is console linked with manifest.json's manifest: service0 (net), storage (block)
+	truncate -s 4096 "$tmp/disk.img"
+	run mft --net:service0=hub:lan --block:storage="$tmp/disk.img"
+	expect 0 "libc: ok" "the devices of the manifest, all given"
+	run mft --net:service0=hub:lan
+	expect_err 1 "Device 'storage' of type BLOCK_BASIC declared but not attached" \
+		"a device of the manifest missing from the command line"
+	expect_err 1 "give it with --block:storage=FILE" "a missing device: mkhost's fix"
+	[ -z "$out" ] || fail "a missing device: the program must not run ($out)"
+	run mft --net:service0=hub:lan --block:storage="$tmp/disk.img" --net:other=hub:lan
+	expect_err 1 "Resource not declared in manifest: 'other'" "a device the manifest lacks"
+	expect_err 1 "drop --net:other" "a device the manifest lacks: mkhost's fix"
+	[ -z "$out" ] || fail "an undeclared device: the program must not run ($out)"
+	run mft --block:service0="$tmp/disk.img" --net:storage=hub:lan
+	expect_err 1 "Resource not declared in manifest: 'service0'" "a device of the wrong kind"
+	run console --net:anything=hub:lan --block:disk="$tmp/disk.img"
+	expect 0 "libc: ok" "without a manifest, every device given is attached, as before"
+	;;
+flood)
+	# on hub:, without root: the unikernel floods its own service0 from a second device, with
+	# replies checked byte by byte against the 0xdeadbeef pattern
+	hub="--net:service0=hub:lan --net:client=hub:lan"
+	# shellcheck disable=SC2086
+	run net $hub -- 10.0.0.2 flood=100000:56:1
+	expect 0 "flood: 100000 sent, 100000 received, 0 corrupted" "100,000 pings as ping -f sends them"
+	# shellcheck disable=SC2086
+	run net $hub -- 10.0.0.2 flood=100000:56:32
+	expect 0 "flood: 100000 sent, 100000 received, 0 corrupted" "100,000 pings, 32 in flight (-l 32)"
+	run net --net:service0=hub:lan,mtu=9000 --net:client=hub:lan,mtu=9000 -- 10.0.0.2 flood=10000:8972:8
+	expect 0 "flood: 10000 sent, 10000 received, 0 corrupted" "MTU 9000: frames of 9014 bytes"
+	# shellcheck disable=SC2086
+	run net $hub --net-fault:client=drop=1%,seed=7 -- 10.0.0.2 flood=1000:56:1
+	[ "$status" -eq 1 ] || fail "a lossy link: the flood reports its loss (status $status: $out)"
+	;;
+tls)
+	run tls --net:a=hub:lan
+	expect 0 "tls: ok" "two TLS blocks of its own, switched, across yields"
+	expect 0 "tls: constructor ran" "a constructor calls solo5_* before solo5_app_main"
+	run tls -- fault
+	[ "$status" -eq 139 ] || fail "reading %fs:0 with no thread pointer dies of SIGSEGV, not $status ($out)"
+	case $out in *"no fault"*) fail "the unikernel started with a thread pointer ($out)" ;; esac
+	;;
+yield)
+	run yield
+	expect 0 "yield: ok" "globals and FPU control state across 1,000 yields"
+	run yield --net:a=hub:lan
+	expect 0 "yield: ok" "the same with a device watcher running in between"
 	;;
 *)
 	echo "unknown case $case_name"

@@ -1,8 +1,11 @@
-/* The net test unikernel (solo5-net) against the Linux network stack, on a TAP in a private
- * network namespace: ping and arping get their answers, many pings in a row all come back, the
- * count in its cmdline ends it with status 0, SIGTERM stops it cleanly (it dies of SIGTERM, as a
- * tender would), and the same works on a TAP handed over as @FD. Then solo5-absent checks
- * acquiring a device that was given. Skips (77) without root. */
+/* The net test unikernel (solo5-net, or uk-net built by mkhost-solo5-cc when the first argument
+ * is "uk-") against the Linux network stack, on TAPs in a private network namespace: ping and
+ * arping get their answers, many pings in a row all come back, the count in its cmdline ends it
+ * with status 0, SIGTERM stops it cleanly (it dies of SIGTERM, as a tender would), and the same
+ * works on a TAP handed over as @FD. Then the floods: 100,000 ping -f answered with no loss in
+ * Solo5's "limit" mode, two devices flooded at once, MTU 9000, and a patterned flood (ping -p
+ * deadbeef) whose replies ping checks byte by byte. Then the absent program checks acquiring a
+ * device that was given. Skips (77) without root. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -21,10 +24,12 @@
 
 #include "testlib.h"
 
-#define NET    MK_SOLO5_DIR "/solo5-net"
-#define ABSENT MK_SOLO5_DIR "/solo5-absent"
-#define TAP    "tap0"
-#define IP     "10.0.0.2"
+#define TAP  "tap0"
+#define TAP1 "tap1"
+#define IP   "10.0.0.2"
+#define IP1  "10.0.1.2"
+
+static char NET[512], ABSENT[512];
 
 static int failures;
 
@@ -50,7 +55,7 @@ static int capture(char *out, size_t size, const char *cmd)
 	size_t n = 0, r;
 	FILE *p;
 
-	snprintf(full, sizeof(full), "timeout 60 %s 2>&1", cmd);
+	snprintf(full, sizeof(full), "timeout 120 %s 2>&1", cmd);
 	p = popen(full, "r");
 	if (p == NULL)
 		return -1;
@@ -131,19 +136,25 @@ static int finish(struct proc *p, int ms)
 	return -1;
 }
 
-static long ping_received(const char *cmd)
+/* The "received" count of ping's summary in (out), or -1. */
+static long received_in(const char *out)
 {
-	char out[8192];
 	long tx, rx;
-	const char *p;
+	const char *p = strstr(out, " packets transmitted, ");
 
-	capture(out, sizeof(out), cmd);
-	p = strstr(out, " packets transmitted, ");
 	if (p == NULL)
 		return -1;
 	while (p > out && p[-1] != '\n')
 		p--;
 	return sscanf(p, "%ld packets transmitted, %ld received", &tx, &rx) == 2 ? rx : -1;
+}
+
+static long ping_received(const char *cmd)
+{
+	char out[8192];
+
+	capture(out, sizeof(out), cmd);
+	return received_in(out);
 }
 
 static long arping_responses(void)
@@ -182,7 +193,8 @@ static void responder(const char *dev, int keep_fd)
 	st = finish(&p, 5000);
 	check(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM,
 	      "%s: SIGTERM stops the responder, which dies of it (wait status %#x)", dev, st);
-	check(strstr(p.text, "FAIL") == NULL, "%s: the responder's own checks pass: %s", dev, p.text);
+	check(strstr(p.text, "FAIL") == NULL, "%s: the responder's own checks pass: %s", dev,
+	      p.text);
 }
 
 /* With a count in its cmdline, it ends on its own. */
@@ -202,8 +214,126 @@ static void counted(void)
 	st = finish(&p, 5000);
 	wait_for(&p, "requests", 0);
 	check(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	      "counted: it exits with status 0 after 3 echoes (wait status %#x; it printed: %s)", st,
+	      "counted: it exits with status 0 after 3 echoes (wait status %#x; it printed: %s)",
+	      st, p.text);
+}
+
+/* Start the responder with (args) after its program name; 0 once it is ready. */
+static int start_responder(struct proc *p, char **args, const char *what)
+{
+	char *argv[16] = {NET};
+	int n = 1;
+
+	while (args[n - 1] != NULL && n < 15)
+		argv[n] = args[n - 1], n++;
+	argv[n] = NULL;
+	if (start(p, argv, -1) != 0 || !wait_for(p, "ready\n", 5000)) {
+		check(0, "%s: the responder starts (it printed: %s)", what, p->text);
+		finish(p, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* Solo5's own ping-serve test: 100,000 ping -f, every one answered, and in "limit" mode the
+ * unikernel ends on its own, with status 0, after the last. */
+static void flood_limit(void)
+{
+	char out[8192];
+	struct proc p;
+	int st;
+	char *args[] = {"--net:service0=" TAP, "--", IP, "limit", NULL};
+
+	if (start_responder(&p, args, "flood") != 0)
+		return;
+	capture(out, sizeof(out), "ping -f -q -c 100000 -W 1 " IP);
+	check(received_in(out) == 100000 && strstr(out, " 0% packet loss") != NULL,
+	      "flood: 100,000 ping -f all answered: %s", out);
+	wait_for(&p, "requests", 10000);
+	st = finish(&p, 10000);
+	check(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "flood: in limit mode it exits with status 0 after 100,000 (wait status %#x; it "
+	      "printed: %s)",
+	      st, p.text);
+	check(strstr(p.text, "answered 100000 echo") != NULL, "flood: it counted 100,000: %s",
 	      p.text);
+}
+
+/* Two devices, two TAPs, two floods at once. */
+static void two_devices(void)
+{
+	char out[16384];
+	struct proc p;
+	char *args[] = {
+	    "--net:service0=" TAP, "--net:service1=" TAP1, "--", IP, "second=" IP1, NULL};
+
+	if (start_responder(&p, args, "two devices") != 0)
+		return;
+	capture(out, sizeof(out),
+	        "sh -c 'ping -f -q -c 20000 -W 1 " IP " >/tmp/mkt-flood0.$$ 2>&1 & "
+	        "ping -f -q -c 20000 -W 1 " IP1 " >/tmp/mkt-flood1.$$ 2>&1; wait; "
+	        "cat /tmp/mkt-flood0.$$; echo ====; cat /tmp/mkt-flood1.$$; "
+	        "rm -f /tmp/mkt-flood0.$$ /tmp/mkt-flood1.$$'");
+	char *second = strstr(out, "====");
+	check(second != NULL, "two devices: both floods ran: %s", out);
+	if (second != NULL) {
+		*second = '\0';
+		check(received_in(out) == 20000, "two devices: service0 answered all 20,000: %s",
+		      out);
+		check(received_in(second + 4) == 20000,
+		      "two devices: service1 answered all 20,000: %s", second + 4);
+	}
+	kill(p.pid, SIGTERM);
+	finish(&p, 5000);
+	check(strstr(p.text, "FAIL") == NULL, "two devices: the responder's checks pass: %s",
+	      p.text);
+}
+
+/* Jumbo frames: the responder reads the TAP's MTU of 9000 and answers 9000-byte packets, which
+ * may not be fragmented. */
+static void mtu_9000(void)
+{
+	struct proc p;
+	long rx;
+	char *args[] = {"--net:service0=" TAP, "--", IP, NULL};
+
+	if (mkt_sh("ip link set " TAP " mtu 9000") != 0) {
+		check(0, "mtu 9000: the TAP takes it");
+		return;
+	}
+	if (start_responder(&p, args, "mtu 9000") == 0) {
+		rx = ping_received("ping -q -M do -s 8972 -c 200 -i 0.002 -W 2 " IP);
+		check(rx == 200, "mtu 9000: 200 pings of 9000 bytes come back, got %ld", rx);
+		rx = ping_received("ping -q -M do -s 8973 -c 2 -i 0.2 -W 1 " IP);
+		check(rx <= 0, "mtu 9000: a packet of 9001 bytes is not sent (got %ld)", rx);
+		kill(p.pid, SIGTERM);
+		finish(&p, 5000);
+		check(strstr(p.text, "FAIL") == NULL, "mtu 9000: the responder's checks pass: %s",
+		      p.text);
+	}
+	mkt_sh("ip link set " TAP " mtu 1500");
+}
+
+/* A patterned flood: ping fills every request with 0xdeadbeef; then, out of flood mode (where
+ * ping checks each reply byte by byte and says "wrong data byte" otherwise), the same again. */
+static void patterned(void)
+{
+	char out[8192];
+	struct proc p;
+	char *args[] = {"--net:service0=" TAP, "--", IP, NULL};
+
+	if (start_responder(&p, args, "patterned") != 0)
+		return;
+	capture(out, sizeof(out), "ping -f -q -c 20000 -p deadbeef -s 1400 -W 1 " IP);
+	check(received_in(out) == 20000, "patterned: 20,000 of a flood answered: %s", out);
+	capture(out, sizeof(out),
+	        "ping -c 2000 -i 0.002 -p deadbeef -s 1400 -W 1 " IP
+	        " | awk '/wrong data/ { w++ } /packets transmitted/ { print } "
+	        "END { print \"wrong=\" w + 0 }'");
+	check(received_in(out) == 2000, "patterned: 2,000 checked pings answered: %s", out);
+	check(strstr(out, "wrong=0") != NULL, "patterned: every reply intact: %s", out);
+	kill(p.pid, SIGTERM);
+	finish(&p, 5000);
 }
 
 static int open_tap_fd(const char *name)
@@ -223,11 +353,14 @@ static int open_tap_fd(const char *name)
 	return fd;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	const char *prefix = argc > 1 ? argv[1] : "solo5-";
 	char out[4096];
 	int st;
 
+	snprintf(NET, sizeof(NET), "%s/%snet", MK_SOLO5_DIR, prefix);
+	snprintf(ABSENT, sizeof(ABSENT), "%s/%sabsent", MK_SOLO5_DIR, prefix);
 	mkt_enter_netns();
 	if (mkt_tap_create(TAP, 0, 1) != 0 || mkt_sh("ip addr add 10.0.0.1/24 dev " TAP) != 0) {
 		fprintf(stderr, "cannot set up " TAP "\n");
@@ -238,6 +371,14 @@ int main(void)
 
 	responder(TAP, -1);
 	counted();
+	flood_limit();
+	patterned();
+	mtu_9000();
+	if (mkt_tap_create(TAP1, 0, 1) != 0 || mkt_sh("ip addr add 10.0.1.1/24 dev " TAP1) != 0)
+		check(0, "cannot set up " TAP1);
+	else
+		two_devices();
+	mkt_tap_delete(TAP1);
 
 	int fd = open_tap_fd(TAP);
 	check(fd >= 0, "the TAP opens for @FD: %s", strerror(errno));
@@ -255,7 +396,9 @@ int main(void)
 
 	/* The kernel lets go of a TAP a while after the io_uring process that held it exited. */
 	for (int i = 0; i < 50; i++) {
-		st = capture(out, sizeof(out), ABSENT " --net:service0=" TAP " -- given");
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "%s --net:service0=" TAP " -- given", ABSENT);
+		st = capture(out, sizeof(out), cmd);
 		if (strstr(out, "attached by another process") == NULL)
 			break;
 		usleep(100000);
