@@ -10,8 +10,15 @@
  * - "Suspends" means the calling task may be parked and other tasks may run before the call
  *   returns. Functions that do not say so never let another task run.
  * - Every function except mk_run(), mk_strerror(), mk_last_error(), mk_version() and the clocks
- *   must be called from a task, that is from inside mk_run() on the thread that called it. Called
- *   anywhere else they return -EPERM (or NULL) and do nothing.
+ *   must be called from inside mk_run() on the thread that called it: from a task, or from a hook
+ *   (see mk_hook_add). Called anywhere else they return -EPERM (or NULL) and do nothing.
+ * - A hook runs in the scheduler, not in a task, so it may call only what never suspends: the
+ *   writes (mk_net_write_bigstring, _string, _into), mk_net_try_read, the block device's atomic
+ *   reads and writes, the statistics and names, mk_task_spawn, mk_task_cancel, mk_cond_new,
+ *   mk_cond_signal, mk_cond_broadcast, mk_cond_free, mk_hook_add and mk_hook_remove, and the
+ *   connect calls. Every suspending call (mk_yield, mk_sleep, mk_task_await, the net reads but
+ *   mk_net_try_read, mk_block_read, _write and _flush, mk_cond_wait) returns -EPERM there and does
+ *   nothing; mk_task_self() is NULL there.
  * - A device handle belongs to the mk_run() that connected it and to its thread. Used after that
  *   mk_run() returned (the handle is freed then), or from another thread, every call on it
  *   returns -EPERM (NULL, 0) without touching the memory it points to.
@@ -188,6 +195,47 @@ MK_EXPORT uint64_t mk_clock_wall(void);
 MK_EXPORT int mk_sleep(uint64_t ns);
 
 /* ======================================================================================== */
+/*  Conditions: one task wakes another                                                      */
+/* ======================================================================================== */
+
+typedef struct mk_cond mk_cond;
+
+/* No deadline, for mk_cond_wait(). */
+#define MK_FOREVER UINT64_MAX
+
+/* Create a condition: a queue of tasks waiting until another task (or a hook) signals it. A signal
+ * that finds no task waiting does nothing; a condition keeps no count, so a task checks what it
+ * waits for before it waits, as with pthread_cond_t (with one thread, nothing can happen between
+ * the check and the wait).
+ * Does not suspend.
+ * Returns 0 and stores it in (*out); -EINVAL if (out) is NULL; -EPERM outside mk_run; -ENOMEM. */
+MK_EXPORT int mk_cond_new(mk_cond **out);
+
+/* Free (cond). Returns 0; -EINVAL if (cond) is NULL; -EBUSY if tasks are still waiting on it
+ * (nothing is freed: wake them first); -EPERM from another thread than the one it was made on. */
+MK_EXPORT int mk_cond_free(mk_cond *cond);
+
+/* Wait until (cond) is signalled, or until the monotonic clock (mk_clock_monotonic) reaches
+ * (deadline) nanoseconds; MK_FOREVER waits with no deadline. Waiters are woken in the order they
+ * began to wait.
+ * Suspends.
+ * Returns 0 when signalled; -ETIMEDOUT when the deadline came first (at once, without suspending,
+ * if it has already passed); -ECANCELED if the calling task is cancelled (at once, or while it
+ * waits); -EINVAL if (cond) is NULL; -EPERM outside a task (from a hook, too) or on another
+ * thread than the one (cond) was made on. */
+MK_EXPORT int mk_cond_wait(mk_cond *cond, uint64_t deadline);
+
+/* Wake the task that has waited longest on (cond), if any. It runs after the caller next
+ * suspends. Does not suspend; callable from a hook.
+ * Returns the number of tasks woken (0 or 1); -EINVAL if (cond) is NULL; -EPERM outside mk_run
+ * or on another thread than the one (cond) was made on. */
+MK_EXPORT int mk_cond_signal(mk_cond *cond);
+
+/* Wake every task waiting on (cond), in the order they began to wait. As mk_cond_signal();
+ * returns the number of tasks woken. */
+MK_EXPORT int mk_cond_broadcast(mk_cond *cond);
+
+/* ======================================================================================== */
 /*  Hooks                                                                                   */
 /* ======================================================================================== */
 
@@ -272,6 +320,16 @@ MK_EXPORT int mk_net_connect(const char *name, mk_net **out, struct mk_net_confi
  *   -EIO / -ENODEV  the device failed or disappeared. */
 MK_EXPORT ssize_t mk_net_read_bigstring(mk_net *net, void *buf, size_t size, size_t off,
                                         size_t len);
+
+/* mk_net_read_bigstring() that never suspends: the frame waiting first, read straight into
+ * buf[off, off + len), or -EAGAIN at once when no frame is waiting. A task parked in another read
+ * of the device keeps waiting for the next frame. Callable from a hook.
+ * Returns the frame's length; or
+ *   -EAGAIN    no frame is waiting (nothing is consumed);
+ *   -EINVAL    as for mk_net_read_bigstring (nothing is consumed);
+ *   -EPERM     outside mk_run, or on another thread than the device's;
+ *   -EIO / -ENODEV  the device failed or disappeared. */
+MK_EXPORT ssize_t mk_net_try_read(mk_net *net, void *buf, size_t size, size_t off, size_t len);
 
 /* mk_net_read_bigstring() through a fixed-size buffer of the device's own, copied into
  * buf[off, off + len): for memory that must not be handed to the kernel (memory shared with

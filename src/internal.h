@@ -207,6 +207,8 @@ void mk__task_free(struct mk__sched *s, struct mk_task *t);
 void mk__timer_remove(struct mk__sched *s, struct mk_task *t);
 int64_t mk__timer_timeout(struct mk__sched *s, uint64_t now); /* ns until the earliest, or -1 */
 void mk__timer_fire(struct mk__sched *s, uint64_t now);
+/* Wake (t), parked, with code 0 at (deadline) unless something else wakes it first. */
+int mk__timer_arm(struct mk__sched *s, struct mk_task *t, uint64_t deadline);
 
 /* sandbox.c: seal the loop and install the seccomp filter */
 int mk__sandbox_enter(struct mk__sched *s);
@@ -278,10 +280,6 @@ ssize_t mk__fault_write(mk_net *n, const uint8_t *frame, size_t len);
 void mk__fault_close(mk_net *n);
 /* For links without a descriptor: frames are waiting, wake a reader. */
 void mk__net_notify(mk_net *n);
-/* Read one frame into (dst), which holds mtu + 14 bytes, without ever suspending: for callers
- * that poll (the Solo5 layer's solo5_net_read). Counted like any read. Returns the frame's length,
- * -EAGAIN when none is waiting, or the link's error (-EIO, -ENODEV, ...). */
-ssize_t mk__net_try_read(mk_net *n, void *dst);
 void mk__random_mac(uint8_t mac[6]);
 void mk__net_close_all(struct mk__sched *s);
 /* Open every net device of the command line now (for --sandbox). */

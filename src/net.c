@@ -230,13 +230,6 @@ static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst, size_t roo
 	return r;
 }
 
-ssize_t mk__net_try_read(mk_net *n, void *dst)
-{
-	/* No queue to join and no poll to arm: the readers parked on this device keep theirs, and
-	 * a frame taken here is simply one they will not see. */
-	return read_frame(n, dst, frame_max(n));
-}
-
 /* The checks shared by every call that takes buf[off, off + len) of (size) bytes. */
 static bool range_ok(const void *buf, size_t size, size_t off, size_t len)
 {
@@ -291,6 +284,19 @@ ssize_t mk_net_read_bigstring(mk_net *n, void *buf, size_t size, size_t off, siz
 	if (!range_ok(buf, size, off, len) || len < frame_max(n))
 		return -EINVAL;
 	return net_read(n->sched, n, (uint8_t *)buf + off, len);
+}
+
+ssize_t mk_net_try_read(mk_net *n, void *buf, size_t size, size_t off, size_t len)
+{
+	int err = net_check(n, false); /* a hook may call it */
+
+	if (err != 0)
+		return err;
+	if (!range_ok(buf, size, off, len) || len < frame_max(n))
+		return -EINVAL;
+	/* No queue to join and no poll to arm: the readers parked on this device keep theirs, and
+	 * a frame taken here is simply one they will not see. */
+	return read_frame(n, (uint8_t *)buf + off, len);
 }
 
 ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t len)

@@ -108,6 +108,12 @@ void mk__timer_fire(struct mk__sched *s, uint64_t now)
 		mk__wake(s, s->heap[0], 0); /* mk__wake takes it out of the heap */
 }
 
+int mk__timer_arm(struct mk__sched *s, struct mk_task *t, uint64_t deadline)
+{
+	t->deadline = deadline;
+	return timer_add(s, t);
+}
+
 int mk_sleep(uint64_t ns)
 {
 	struct mk__sched *s = mk__sched_task();

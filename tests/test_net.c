@@ -732,7 +732,7 @@ struct stale {
 	mk_net *net;
 	mk_block *block;
 	int pass; /* 0: the run that connects; 1: a later run, with devices of its own */
-	int r[12];
+	int r[13];
 	const char *name[2];
 	size_t sector;
 };
@@ -763,6 +763,7 @@ static void stale_calls(struct stale *st)
 	st->r[9] = mk_block_read(st->block, 0, buf, sizeof(buf), 0);
 	st->r[10] = mk_block_flush(st->block);
 	st->r[11] = fills == 0 ? -EPERM : 1;
+	st->r[12] = (int)mk_net_try_read(st->net, buf, sizeof(buf), 0, sizeof(buf));
 	st->name[0] = mk_net_name(st->net);
 	st->name[1] = mk_block_name(st->block);
 	st->sector = mk_block_sector_size(st->block) + mk_block_length(st->block) +
@@ -775,8 +776,9 @@ static void expect_refused(const struct stale *st, const char *when)
 	    "mk_net_stats",      "mk_net_write_bigstring", "mk_net_write_string",
 	    "mk_net_write_into", "mk_net_read_bigstring",  "mk_net_read_bytes",
 	    "mk_block_stats",    "mk_block_atomic_read",   "mk_block_atomic_write",
-	    "mk_block_read",     "mk_block_flush",         "the filler not called"};
-	for (int i = 0; i < 12; i++)
+	    "mk_block_read",     "mk_block_flush",         "the filler not called",
+	    "mk_net_try_read"};
+	for (int i = 0; i < 13; i++)
 		ck_assert_msg(st->r[i] == -EPERM, "%s %s returned %d, not -EPERM", what[i], when,
 		              st->r[i]);
 	ck_assert_msg(st->name[0] == NULL && st->name[1] == NULL, "a name %s: %s, %s", when,

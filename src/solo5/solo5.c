@@ -336,7 +336,7 @@ solo5_result_t solo5_net_read(solo5_handle_t handle, uint8_t *buf, size_t size, 
 			mk__wake(mk__sched_current, d->watcher, 0);
 		return SOLO5_R_OK;
 	}
-	r = mk__net_try_read(d->net, buf);
+	r = mk_net_try_read(d->net, buf, size, 0, size);
 	if (r == -EAGAIN)
 		return SOLO5_R_AGAIN;
 	if (r < 0)
@@ -355,7 +355,8 @@ static solo5_handle_set_t look_ahead(void)
 		if (d->kind != MK__SOLO5_NET || !d->acquired)
 			continue;
 		if (d->count == 0 && !d->failed) {
-			ssize_t r = mk__net_try_read(d->net, d->slot[d->head]);
+			ssize_t r = mk_net_try_read(d->net, d->slot[d->head], d->frame_max, 0,
+			                            d->frame_max);
 			if (r > 0) {
 				d->len[d->head] = (size_t)r;
 				d->count = 1;

@@ -1,7 +1,7 @@
-/* mk__net_try_read, the one internal call the Solo5 layer adds to the net devices: it reads a
- * waiting frame without ever suspending, says -EAGAIN when there is none, counts like any read,
- * and shares a device with a task parked in mk_net_read_bigstring without stealing its wake-up.
- * On a TAP in a private network namespace; skips without root. */
+/* mk_net_try_read, the call the Solo5 layer polls the net devices with (public since issue 11): it
+ * reads a waiting frame without ever suspending, says -EAGAIN when there is none, counts like any
+ * read, and shares a device with a task parked in mk_net_read_bigstring without stealing its
+ * wake-up. On a TAP in a private network namespace; skips without root. */
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
@@ -12,7 +12,7 @@
 #include "internal.h"
 #include "testlib.h"
 
-#define TAP "ttr0"
+#define TAP       "ttr0"
 #define FRAME_LEN 60
 
 static int sock = -1; /* an AF_PACKET socket on the TAP: what it sends, mkhost reads */
@@ -39,14 +39,14 @@ static intptr_t read_one(void *arg)
 	return 0;
 }
 
-/* mk__net_try_read, retried for up to 100 ms: the kernel may take a moment to pass a frame
+/* mk_net_try_read, retried for up to 100 ms: the kernel may take a moment to pass a frame
  * from the packet socket to the TAP. The thread sleeps; the task never suspends. */
 static ssize_t try_read_soon(mk_net *n, uint8_t *buf)
 {
 	ssize_t r = -EAGAIN;
 
 	for (int i = 0; i < 100 && r == -EAGAIN; i++) {
-		r = mk__net_try_read(n, buf);
+		r = mk_net_try_read(n, buf, 2048, 0, 2048);
 		if (r == -EAGAIN)
 			usleep(1000);
 	}
@@ -74,7 +74,7 @@ static int try_read_main(int argc, char **argv, void *arg)
 
 	/* Nothing waiting: -EAGAIN, and no other task ran meanwhile. */
 	ck_assert_int_eq(mk_task_spawn(&t, "flag", set_flag, &ran), 0);
-	ck_assert_int_eq(mk__net_try_read(r.net, buf), -EAGAIN);
+	ck_assert_int_eq(mk_net_try_read(r.net, buf, sizeof(buf), 0, sizeof(buf)), -EAGAIN);
 	ck_assert_int_eq(ran, 0);
 	ck_assert_int_eq(mk_task_await(t, NULL), 0);
 	ck_assert_int_eq(ran, 1);
@@ -98,7 +98,7 @@ static int try_read_main(int argc, char **argv, void *arg)
 	ck_assert_uint_eq(buf[14], 0xa1);
 	ck_assert_int_eq(try_read_soon(r.net, buf), FRAME_LEN);
 	ck_assert_uint_eq(buf[14], 0xa2);
-	ck_assert_int_eq(mk__net_try_read(r.net, buf), -EAGAIN);
+	ck_assert_int_eq(mk_net_try_read(r.net, buf, sizeof(buf), 0, sizeof(buf)), -EAGAIN);
 	ck_assert_int_eq(mk_net_stats(r.net, &st), 0);
 	ck_assert_uint_eq(st.rx_frames, frames0 + 2);
 	ck_assert_uint_eq(st.rx_bytes, bytes0 + 2 * FRAME_LEN);
@@ -117,7 +117,7 @@ static int try_read_main(int argc, char **argv, void *arg)
 	ck_assert_int_eq(mk_task_await(t, NULL), 0);
 	ck_assert_int_eq(r.got, FRAME_LEN);
 	ck_assert_uint_eq(r.buf[14], 0xb2);
-	ck_assert_int_eq(mk__net_try_read(r.net, buf), -EAGAIN);
+	ck_assert_int_eq(mk_net_try_read(r.net, buf, sizeof(buf), 0, sizeof(buf)), -EAGAIN);
 	return 0;
 }
 
