@@ -7,7 +7,11 @@
  *
  * Each record (header and frame) goes to the file with one write(2) as the frame passes; nothing
  * is buffered in the process. So the file is complete up to the last frame whatever stops the
- * program: mk_run returning, SIGINT or SIGTERM, even SIGKILL. Closing the device closes the file.
+ * program: mk_run returning, SIGINT or SIGTERM, even SIGKILL, with one exception no process can
+ * prevent: the kernel ends a write(2) between two pages of the file when a fatal signal is
+ * pending, so a SIGKILL landing inside the write of a record that crosses a page may leave that
+ * last record cut short (readers show every frame before it). Closing the device closes the
+ * file.
  * If a write fails (disk full), capture stops with one line on stderr, and the traffic goes on.
  *
  * The file is emptied only once it is known to be a regular file of its own: not a FIFO or a

@@ -719,7 +719,7 @@ START_TEST(pcap_after_signal)
 	ck_assert_msg(st == (sigs[_i] == SIGKILL ? 200 + SIGKILL : 100 + EINTR),
 	              "the program ended with %d", st);
 
-	ck_assert_int_eq(tshark(file, out, sizeof(out)), 0);
+	int rc = tshark(file, out, sizeof(out));
 	char err[512] = "";
 	snprintf(arg, sizeof(arg), "%s.err", file);
 	FILE *e = fopen(arg, "r");
@@ -728,7 +728,14 @@ START_TEST(pcap_after_signal)
 		err[n] = '\0';
 		fclose(e);
 	}
-	ck_assert_msg(err[0] == '\0', "tshark complains: %s", err);
+	/* A SIGKILL that lands inside the write(2) of a record crossing a page of the file may
+	 * leave that one record cut short (the kernel stops a write between pages for a fatal
+	 * signal); tshark then reads every record before it and exits 2 saying so. Nothing else
+	 * may be wrong, and after SIGTERM or SIGINT nothing at all. */
+	bool cut_short = sigs[_i] == SIGKILL && rc == 2 &&
+	                 strstr(err, "cut short in the middle of a packet") != NULL;
+	ck_assert_msg(rc == 0 || cut_short, "tshark exits %d: %s", rc, err);
+	ck_assert_msg(err[0] == '\0' || cut_short, "tshark complains: %s", err);
 	/* Every frame sent (1) was received (2) by the other device, in order. */
 	const char *line = out;
 	uint32_t frames = 0;
@@ -929,6 +936,7 @@ struct fault_run {
 	unsigned received;      /* frames read, intact or not */
 	unsigned bad;           /* frames that arrived corrupted */
 	unsigned late;          /* frames that arrived after a later one */
+	unsigned stalls;        /* gaps between two writes long enough for a held frame to go alone */
 	uint64_t min_delay_ns;  /* the shortest time from write to read */
 	uint64_t sent_at[FAULT_FRAMES];
 	struct mk_net_stats a, b;
@@ -978,6 +986,10 @@ static int fault_main(int argc, char **argv, void *arg)
 	for (uint32_t seq = 0; seq < r->frames; seq++) {
 		size_t len = test_frame(f, 1, seq);
 		r->sent_at[seq] = mk_clock_monotonic();
+		/* A busy machine may stop this process for longer than a reordered frame waits for
+		 * its successor (10 ms); that frame then goes alone, not late. Count such gaps. */
+		if (seq > 0 && r->sent_at[seq] - r->sent_at[seq - 1] >= 5 * MS)
+			r->stalls++;
 		ck_assert_int_eq(mk_net_write_bigstring(a, f, sizeof(f), 0, len), (ssize_t)len);
 		mk_yield();
 		mk_yield();
@@ -1084,9 +1096,11 @@ START_TEST(fault_delay_reorder)
 		ck_assert_uint_eq(count_got(r), 500);
 		ck_assert_uint_gt(reorders, 50);
 		/* Each reordered frame comes right after its successor, except one left at the end
-		 * with no successor, which goes alone after the wait. */
-		ck_assert_msg(r->late <= reorders && r->late + 3 >= reorders,
-		              "%u late, %llu reordered", r->late, (unsigned long long)reorders);
+		 * with no successor, and one the process was stopped past the wait for (a stall),
+		 * which go alone after the wait. */
+		ck_assert_msg(r->late <= reorders && r->late + r->stalls + 3 >= reorders,
+		              "%u late, %llu reordered, %u stalls", r->late,
+		              (unsigned long long)reorders, r->stalls);
 	}
 }
 END_TEST
