@@ -65,6 +65,9 @@ struct mk__tuning {
  * sentence in mk_last_error(). */
 bool mk__tuning_is(const char *arg);
 int mk__tuning_parse(struct mk__tuning *t, const char *arg);
+/* The program's mk_config: 0, or -EINVAL with a sentence for a value out of range (a backend
+ * that is none of the enum's, a stack size past 1 GiB, whose rounding would overflow). */
+int mk__tuning_check_config(const struct mk_config *cfg);
 
 struct mk__args {
 	bool sandbox; /* --sandbox */

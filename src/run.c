@@ -165,15 +165,19 @@ static int sched_setup(struct mk__sched *s, const struct mk_config *cfg)
 	const struct mk__tuning *t = &s->args.tuning; /* the command line wins */
 	int err;
 
+	err = mk__tuning_check_config(cfg);
+	if (err != 0)
+		return err;
 	s->stack_size = page_round(t->stack_size            ? t->stack_size
 	                           : cfg && cfg->stack_size ? cfg->stack_size
 	                                                    : DEFAULT_STACK);
 	s->busy_poll_us = t->has_busy_poll ? t->busy_poll_us : cfg ? cfg->busy_poll_us : 0;
 	if (t->has_backend)
-		err = mk__loop_init(&s->loop, (int)t->backend, s->args.sandbox, true);
+		err = mk__loop_init(&s->loop, (int)t->backend, s->args.sandbox,
+		                    MK__BACKEND_FROM_ARGS);
 	else
 		err = mk__loop_init(&s->loop, cfg ? (int)cfg->backend : MK_BACKEND_AUTO,
-		                    s->args.sandbox, false);
+		                    s->args.sandbox, MK__BACKEND_FROM_CONFIG);
 	if (err != 0)
 		return err;
 	err = mk__fiber_sched_init(s);

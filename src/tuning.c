@@ -85,3 +85,27 @@ int mk__tuning_parse(struct mk__tuning *t, const char *arg)
 	t->has_backend = true;
 	return 0;
 }
+
+int mk__tuning_check_config(const struct mk_config *cfg)
+{
+	if (cfg == NULL)
+		return 0;
+	/* Compared as integers: an enum may hold any int, and a cast from a wider value too. */
+	if ((int)cfg->backend != MK_BACKEND_AUTO && (int)cfg->backend != MK_BACKEND_IO_URING &&
+	    (int)cfg->backend != MK_BACKEND_EPOLL)
+		return mk__fail(-EINVAL,
+		                "mk_config.backend is %d, not one of MK_BACKEND_AUTO, "
+		                "MK_BACKEND_IO_URING, MK_BACKEND_EPOLL",
+		                (int)cfg->backend);
+	if (cfg->stack_size != 0 &&
+	    (cfg->stack_size < MIN_STACK_SIZE || cfg->stack_size > MAX_STACK_SIZE))
+		return mk__fail(-EINVAL,
+		                "mk_config.stack_size is %zu bytes; give 0 for the default, or "
+		                "from 16 KiB to 1 GiB",
+		                cfg->stack_size);
+	if (cfg->busy_poll_us > MAX_BUSY_POLL_US)
+		return mk__fail(-EINVAL,
+		                "mk_config.busy_poll_us is %u; give 0 (off) to %u microseconds",
+		                cfg->busy_poll_us, MAX_BUSY_POLL_US);
+	return 0;
+}
