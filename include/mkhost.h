@@ -76,6 +76,9 @@ enum mk_backend {
  * (and over MKHOST_BACKEND): --stack-size=SIZE (bytes, or with K or M: 16K to 1024M),
  * --backend=io_uring|epoll|auto, --busy-poll=US (0 to 1000000). mk_run takes them out of argv
  * and refuses a bad value with -EINVAL and a sentence, before (main) runs. */
+/* mk_run_config() refuses a field out of range with -EINVAL and a sentence naming it, before
+ * (main) runs: a backend that is not one of the enum's, a stack size under 16 KiB or over 1 GiB,
+ * a busy-poll time over 1,000,000 us. */
 struct mk_config {
 	size_t stack_size; /* usable bytes of a task stack, rounded up to pages; default 256 KiB */
 	enum mk_backend backend; /* default MK_BACKEND_AUTO; the environment variable
@@ -102,7 +105,11 @@ struct mk_config {
  *                              administered, unicast)
  * And the tuning options --busy-poll=US, --stack-size=SIZE, --backend=NAME (see mk_config).
  * They are removed from argv before (main) sees it. Arguments after a "--" are left alone (the
- * "--" itself is removed). "--help" prints the device options on stdout and is passed on to
+ * "--" itself is removed). Before it, an argument that looks like one of these but is not one
+ * (--Sandbox, --sandbox=1, --net=tap0, --blocks:a=b, --busy_poll=5: a different case, '=' for
+ * ':', a value where none is taken, one letter off) is refused with -EINVAL and a sentence
+ * saying what it may have meant: a program that takes such an argument itself gets it after
+ * "--". "--help" prints the device options on stdout and is passed on to
  * (main) so it can print its own.
  *
  * When (main) returns, the tasks still alive are cancelled (see mk_task_cancel) and run until they

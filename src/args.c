@@ -2,6 +2,7 @@
  * --net-mac:NAME=MAC, --block:NAME=FILE and --block-sector-size:NAME=N. They are taken out of argv;
  * a "--" ends them. A name given twice is kept and reported when the program connects that name (it
  * is the connect that cannot choose). */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -329,6 +330,85 @@ static bool is_device_arg(const char *arg)
 	       strncmp(arg, "--block:", 8) == 0 || strncmp(arg, "--block-", 8) == 0;
 }
 
+/* Every option of mkhost's, by its key (what comes before ':' or '='), with how it is written. */
+static const struct known {
+	const char *key;
+	char sep;          /* ':' for the device options, '=' for the tuning ones, 0: no value */
+	const char *value; /* for a suggestion that has none */
+} known[] = {
+    {"--net", ':', "NAME=IFACE"},
+    {"--net-mac", ':', "NAME=MAC"},
+    {"--net-pcap", ':', "NAME=FILE"},
+    {"--net-fault", ':', "NAME=SPEC"},
+    {"--block", ':', "NAME=FILE"},
+    {"--block-sector-size", ':', "NAME=N"},
+    {"--sandbox", 0, NULL},
+    {"--busy-poll", '=', "US"},
+    {"--stack-size", '=', "SIZE"},
+    {"--backend", '=', "NAME"},
+};
+
+/* Edit distance of (a) and (b), both shorter than 64 bytes, letters compared without case. */
+static size_t distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t row[64], diag, up;
+
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			up = row[j];
+			size_t best = diag + (tolower((unsigned char)a[i - 1]) !=
+			                      tolower((unsigned char)b[j - 1]));
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* An argument before "--" that looks like one of mkhost's options but is not one (a typo, a
+ * capital, '=' for ':', a value given to --sandbox) would otherwise reach main silently, and
+ * the program would run without it. Refuse it, saying what it may have meant; a program that
+ * takes such an argument itself gets it after "--". */
+static int refuse_lookalike(const char *arg)
+{
+	size_t klen = strcspn(arg, ":=");
+	const char *rest = arg + klen;
+	char fix[300];
+
+	if (strncmp(arg, "--", 2) != 0 || klen >= 64)
+		return 0;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		const struct known *k = &known[i];
+		size_t kl = strlen(k->key);
+		bool same = kl == klen && strncmp(arg, k->key, kl) == 0;
+		if (same && (*rest == k->sep || (k->sep == '=' && *rest == '\0')))
+			continue; /* written right (or a tuning option without its value, which its
+			             own parser refuses with the fix) */
+		if (!same && distance(arg, klen, k->key, kl) > 1)
+			continue;
+		if (k->sep == 0)
+			snprintf(fix, sizeof(fix), "%s (it takes no value)", k->key);
+		else if (*rest == ':' || *rest == '=')
+			snprintf(fix, sizeof(fix), "%s%c%s%s", k->key, k->sep,
+			         k->sep == ':' && *rest == '=' ? "NAME=" : "", rest + 1);
+		else
+			snprintf(fix, sizeof(fix), "%s%c%s", k->key, k->sep, k->value);
+		return mk__fail(-EINVAL,
+		                "'%s' is not an option of mkhost's: did you mean %s? A program "
+		                "that takes '%s' itself must get it after '--'",
+		                arg, fix, arg);
+	}
+	return 0;
+}
+
 /* Record every device argument first and change argv only when all of them are good. */
 int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 {
@@ -345,6 +425,8 @@ int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 			help = true;
 		if (strcmp(argv[i], "--sandbox") == 0)
 			a->sandbox = true;
+		else if (refuse_lookalike(argv[i]) != 0)
+			return -EINVAL;
 		else if (mk__tuning_is(argv[i])) {
 			int err = mk__tuning_parse(&a->tuning, argv[i]);
 			if (err != 0)
