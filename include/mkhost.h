@@ -71,10 +71,16 @@ enum mk_backend {
 	MK_BACKEND_EPOLL,    /* epoll only */
 };
 
+enum mk_clock {
+	MK_CLOCK_REAL = 0, /* the kernel's clocks */
+	MK_CLOCK_VIRTUAL,  /* a simulated clock: see mk_config.clock */
+};
+
 /* Settings for mk_run_config(). Zero means "the default" in every field. */
 /* Every field can also be given on the command line, which wins over what the program set here
  * (and over MKHOST_BACKEND): --stack-size=SIZE (bytes, or with K or M: 16K to 1024M),
- * --backend=io_uring|epoll|auto, --busy-poll=US (0 to 1000000). mk_run takes them out of argv
+ * --backend=io_uring|epoll|auto, --busy-poll=US (0 to 1000000), --clock=real|virtual,
+ * --seed=S (0 to 2^64 - 1). mk_run takes them out of argv
  * and refuses a bad value with -EINVAL and a sentence, before (main) runs. */
 /* mk_run_config() refuses a field out of range with -EINVAL and a sentence naming it, before
  * (main) runs: a backend that is not one of the enum's, a stack size under 16 KiB or over 1 GiB,
@@ -87,6 +93,18 @@ struct mk_config {
 	                            yielding the CPU between polls, while recent waits were about
 	                            that short (adaptive); default 0 (off). See README,
 	                            "Performance", for what it costs and gains */
+	/* MK_CLOCK_VIRTUAL (--clock=virtual): every clock, sleep, timed wait, hub latency, fault
+	 * delay and capture timestamp follows a simulated clock that starts at 0 (monotonic) and at
+	 * 2000-01-01T00:00:00Z (wall). It stands still while any task is runnable; when every task
+	 * waits, it jumps to the earliest deadline at once. Only hub: links may be given (TAP, @FD,
+	 * unix:, slirp and block devices live in real time: mk_run refuses them with -EINVAL,
+	 * before anything is opened), and busy-polling is off. See README, "Deterministic tests". */
+	enum mk_clock clock;
+	/* The seed of what mkhost draws at random: the MACs it makes up and the seeds of
+	 * --net-fault specs without seed=, each mixed with the device's name (--seed=S). With
+	 * MK_CLOCK_VIRTUAL it is always used (0 is a seed like any other), so a run is repeatable;
+	 * with the real clock 0 means "random", as before. */
+	uint64_t seed;
 };
 
 /* Parse the device arguments out of (argc, argv), run (main) as the first task, and return when
@@ -285,6 +303,10 @@ struct mk_net_stats {
 	/* Faults injected by --net-fault on frames received and on frames sent. Sent frames that
 	 * are dropped still count in tx_frames: the wire lost them, not the kernel. */
 	struct mk_net_fault_stats fault_rx, fault_tx;
+	/* hub: links only. Frames this device sent that a partition, or the far port's link being
+	 * down, lost on the way; and the changes this device saw (partition, heal, its link down
+	 * or up: see mk_hub_partition and mk_net_set_link). */
+	uint64_t cut_drops, link_events;
 };
 
 /* Acquire the net device (name) given on the command line as --net:NAME=... and store it in
@@ -382,6 +404,31 @@ MK_EXPORT int mk_net_stats(const mk_net *net, struct mk_net_stats *out);
 /* The name the device was connected by; NULL for NULL, outside the mk_run that connected (net),
  * or from another thread. */
 MK_EXPORT const char *mk_net_name(const mk_net *net);
+
+/* ---- The in-process switch (hub: links): partitions and links, for simulated networks ---- */
+
+/* Cut the hub LAN (lan) into groups: (groups) names its devices, groups separated by '|' and
+ * devices within one by ',', e.g. "a,b|c". Frames between two groups are lost from now on
+ * (counted in the sender's cut_drops); the devices of (lan) not named form one more group. A
+ * second call replaces the first. Each device of the LAN counts it in link_events and its
+ * capture, if any, gets a note frame (see README, "Deterministic tests").
+ * Does not suspend; callable from a hook.
+ * Returns 0; -ENOENT if no connected device of this mk_run is on (lan); -EINVAL if an argument is
+ * NULL, a group is empty, or a name is not a connected device of (lan) or is named twice, with a
+ * sentence; -EPERM outside mk_run or from another thread. */
+MK_EXPORT int mk_hub_partition(const char *lan, const char *groups);
+
+/* Join every device of the hub LAN (lan) again. Returns as mk_hub_partition(). */
+MK_EXPORT int mk_hub_heal(const char *lan);
+
+/* Take the link of (net), a hub: device, down (up = 0) or up again (up = 1), as unplugging its
+ * cable would: while down, its writes are refused (return 0, counted in tx_drops, as a TAP
+ * whose link is down) and frames sent to it are lost (counted in the sender's cut_drops); frames
+ * already queued for it stay. Counted in link_events and noted in its capture when it changes.
+ * Does not suspend; callable from a hook.
+ * Returns 0; -EINVAL if (net) is NULL, not a hub: device, or (up) is neither 0 nor 1; -EPERM
+ * outside the mk_run that connected (net) or from another thread. */
+MK_EXPORT int mk_net_set_link(mk_net *net, int up);
 
 /* ======================================================================================== */
 /*  Block devices (Mkernel.Block)                                                           */

@@ -336,16 +336,12 @@ static const struct known {
 	char sep;          /* ':' for the device options, '=' for the tuning ones, 0: no value */
 	const char *value; /* for a suggestion that has none */
 } known[] = {
-    {"--net", ':', "NAME=IFACE"},
-    {"--net-mac", ':', "NAME=MAC"},
-    {"--net-pcap", ':', "NAME=FILE"},
-    {"--net-fault", ':', "NAME=SPEC"},
-    {"--block", ':', "NAME=FILE"},
-    {"--block-sector-size", ':', "NAME=N"},
-    {"--sandbox", 0, NULL},
-    {"--busy-poll", '=', "US"},
-    {"--stack-size", '=', "SIZE"},
-    {"--backend", '=', "NAME"},
+    {"--net", ':', "NAME=IFACE"},     {"--net-mac", ':', "NAME=MAC"},
+    {"--net-pcap", ':', "NAME=FILE"}, {"--net-fault", ':', "NAME=SPEC"},
+    {"--block", ':', "NAME=FILE"},    {"--block-sector-size", ':', "NAME=N"},
+    {"--sandbox", 0, NULL},           {"--busy-poll", '=', "US"},
+    {"--stack-size", '=', "SIZE"},    {"--backend", '=', "NAME"},
+    {"--clock", '=', "virtual"},      {"--seed", '=', "S"},
 };
 
 /* Edit distance of (a) and (b), both shorter than 64 bytes, letters compared without case. */
@@ -387,13 +383,21 @@ static int refuse_lookalike(const char *arg)
 		return 0;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
 		const struct known *k = &known[i];
-		size_t kl = strlen(k->key);
-		bool same = kl == klen && strncmp(arg, k->key, kl) == 0;
-		if (same && (*rest == k->sep || (k->sep == '=' && *rest == '\0')))
-			continue; /* written right (or a tuning option without its value, which its
+		if (strlen(k->key) == klen && strncmp(arg, k->key, klen) == 0 &&
+		    (*rest == k->sep || (k->sep == '=' && *rest == '\0')))
+			return 0; /* written right (or a tuning option without its value, which its
 			             own parser refuses with the fix) */
-		if (!same && distance(arg, klen, k->key, kl) > 1)
-			continue;
+	}
+	const struct known *k = NULL;
+	size_t best = 2; /* a look-alike is at most one edit away, letters' case aside */
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		size_t d = distance(arg, klen, known[i].key, strlen(known[i].key));
+		if (d < best) {
+			best = d;
+			k = &known[i];
+		}
+	}
+	if (k != NULL) {
 		if (k->sep == 0)
 			snprintf(fix, sizeof(fix), "%s (it takes no value)", k->key);
 		else if (*rest == ':' || *rest == '=')

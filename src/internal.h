@@ -55,10 +55,12 @@ struct mk__blockarg {
 /* --busy-poll=US, --stack-size=SIZE, --backend=NAME (tuning.c): mk_config from the command
  * line, winning over the program's. */
 struct mk__tuning {
-	bool has_busy_poll, has_backend;
+	bool has_busy_poll, has_backend, has_clock, has_seed;
 	unsigned busy_poll_us;
 	size_t stack_size; /* 0: not given */
 	enum mk_backend backend;
+	enum mk_clock clock;
+	uint64_t seed;
 };
 
 /* Whether (arg) is one of the tuning options; parse it into (t): 0, or -EINVAL with the
@@ -133,8 +135,9 @@ struct mk_task {
 	void *arg;
 	intptr_t result;
 	struct mk_task *awaiter;
-	uint64_t deadline; /* when sleeping */
-	size_t heap_index; /* position in the timer heap + 1; 0 when not in it */
+	uint64_t deadline;  /* when sleeping */
+	uint64_t timer_seq; /* the order timers were set in: equal deadlines fire in that order */
+	size_t heap_index;  /* position in the timer heap + 1; 0 when not in it */
 	int wake_code;     /* what mk__park returns */
 	enum mk__task_state state;
 	bool cancelled;
@@ -157,6 +160,11 @@ struct mk__sched {
 	struct mk_task *main_task;
 	struct mk_task **heap; /* sleeping tasks, by deadline */
 	size_t heap_len, heap_cap;
+	uint64_t timer_seq;  /* timers set so far */
+	bool virtual_clock;  /* --clock=virtual: the clocks read vnow */
+	uint64_t vnow;       /* the virtual monotonic clock, in ns */
+	bool seeded;         /* draw at random from (seed), not from the kernel */
+	uint64_t seed;
 	struct mk_hook *hooks;
 	bool in_hook;
 	bool stopping; /* main has ended or a stop signal came: every task is cancelled */
@@ -283,7 +291,12 @@ ssize_t mk__fault_write(mk_net *n, const uint8_t *frame, size_t len);
 void mk__fault_close(mk_net *n);
 /* For links without a descriptor: frames are waiting, wake a reader. */
 void mk__net_notify(mk_net *n);
-void mk__random_mac(uint8_t mac[6]);
+/* A random, locally administered unicast MAC for device (name): from the run's seed when it has
+ * one, else from the kernel. */
+void mk__random_mac(struct mk__sched *s, const char *name, uint8_t mac[6]);
+/* 64 random bits for (name) drawn from the run's seed (s->seeded), the same in every run. */
+uint64_t mk__seeded_random(const struct mk__sched *s, const char *name, uint64_t salt);
+uint64_t mk__splitmix64(uint64_t *state);
 void mk__net_close_all(struct mk__sched *s);
 /* Open every net device of the command line now (for --sandbox). */
 int mk__net_open_all(struct mk__sched *s);

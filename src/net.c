@@ -112,7 +112,7 @@ static int net_open(struct mk__sched *s, const struct mk__netarg *a, mk_net **ou
 	if (a->has_mac)
 		memcpy(n->cfg.mac, a->mac, 6);
 	else
-		mk__random_mac(n->cfg.mac);
+		mk__random_mac(n->sched, a->name, n->cfg.mac);
 	if (a->pcap != NULL)
 		err = mk__pcap_open(n, a->pcap);
 	if (err == 0 && a->has_fault)
