@@ -114,7 +114,12 @@ struct mk_config {
  *   --net:NAME=IFACE           a TAP interface, which must exist and be up
  *   --net:NAME=@FD             a TAP descriptor the program inherited already open
  *   --net:NAME=unix:PATH[,mtu=N]  a cable to another program through the Unix socket PATH
- *   --net:NAME=hub:LAN[,mtu=N]    a port of an in-process switch joining the devices on LAN
+ *   --net:NAME=hub:LAN[,mtu=N][,latency=US][,rate=MBIT]  a port of an in-process switch
+ *                              joining the devices on LAN; its frames take US microseconds,
+ *                              and MBIT Mbit/s, to reach the switch
+ *   --net-partition:LAN=FROM-TO:GROUPS  cut hub LAN into GROUPS ("a,b|c") from FROM to TO
+ *                              (times from the start with a unit: us, ms, s, m), then heal it
+ *   --net-down:NAME=FROM-TO    take the link of hub device NAME down from FROM to TO
  *   --net-pcap:NAME=FILE       record every frame received and sent in FILE (pcap)
  *   --net-fault:NAME=SPEC      inject faults both ways: drop=P,dup=P,corrupt=P,reorder=P,
  *                              delay=MS,seed=S (P as 0.1 or 10%; each field once, numbers

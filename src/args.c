@@ -19,8 +19,9 @@ void mk__args_usage(void)
 	    "  --net:NAME=@FD           use the already-open TAP descriptor FD for NAME\n"
 	    "  --net:NAME=unix:PATH[,mtu=N]  a cable to another program through the Unix\n"
 	    "                           socket PATH (no root needed)\n"
-	    "  --net:NAME=hub:LAN[,mtu=N]  join NAME to the devices of this program on LAN, an\n"
-	    "                           in-process switch\n"
+	    "  --net:NAME=hub:LAN[,mtu=N][,latency=US][,rate=MBIT]  join NAME to the devices\n"
+	    "                           of this program on LAN, an in-process switch; its\n"
+	    "                           frames take US microseconds and MBIT Mbit/s to get there\n"
 	    "  --net:NAME=slirp[,OPTS]  user-mode networking (libslirp): DHCP, the host's\n"
 	    "                           loopback at 10.0.2.2; OPTS: "
 	    "hostfwd=tcp:127.0.0.1:8080-:80,\n"
@@ -29,6 +30,9 @@ void mk__args_usage(void)
 	    "  --net-fault:NAME=SPEC    inject faults on NAME, both ways; SPEC is a list of\n"
 	    "                           drop=P,dup=P,corrupt=P,reorder=P (P: 0.1 or 10%%),\n"
 	    "                           delay=MS, seed=S (the same seed, the same faults)\n"
+	    "  --net-partition:LAN=FROM-TO:GROUPS  cut hub LAN into GROUPS (a,b|c) from FROM\n"
+	    "                           to TO (times from the start: 10s-40s, 500ms-2s, ...)\n"
+	    "  --net-down:NAME=FROM-TO  take the link of hub device NAME down from FROM to TO\n"
 	    "  --net-mac:NAME=MAC       MAC address of NAME (default: random, locally "
 	    "administered)\n"
 	    "  --block:NAME=FILE        block device NAME on FILE (never created or truncated)\n"
@@ -40,6 +44,10 @@ void mk__args_usage(void)
 	    "  --stack-size=SIZE        bytes of each task stack, K or M (16K to 1024M; default\n"
 	    "                           256K, a Solo5 unikernel's 8M)\n"
 	    "  --backend=NAME           the event loop: io_uring, epoll or auto (default auto)\n"
+	    "  --clock=virtual          a simulated clock that jumps to the next deadline when\n"
+	    "                           every task waits (hub: links only); --clock=real\n"
+	    "  --seed=S                 the seed of random MACs and unseeded --net-fault specs\n"
+	    "                           (default: random; 0 with --clock=virtual)\n"
 	    "  --                       the arguments after it go to the program untouched\n"
 	    "environment: MKHOST_BACKEND=io_uring|epoll|auto (--backend wins over it)\n");
 }
@@ -256,6 +264,85 @@ static int set_sector_size(struct mk__args *a, const char *arg, const char *name
 	return 0;
 }
 
+/* "FROM-TO": two times from the start of the run, each a whole number with a unit (us, ms, s
+ * or m; ms when none), FROM before TO. */
+static int parse_interval(const char *arg, const char *v, uint64_t *from, uint64_t *to,
+                          const char **rest)
+{
+	uint64_t *t[2] = {from, to};
+
+	for (int i = 0; i < 2; i++) {
+		char *end;
+		if (*v < '0' || *v > '9')
+			break;
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		uint64_t unit = 1000000; /* ms */
+		if (strncmp(end, "us", 2) == 0)
+			unit = 1000, end += 2;
+		else if (strncmp(end, "ms", 2) == 0)
+			end += 2;
+		else if (*end == 's')
+			unit = 1000000000, end += 1;
+		else if (*end == 'm')
+			unit = 60000000000ULL, end += 1;
+		if (errno != 0 || n > UINT64_MAX / unit || *end != (i == 0 ? '-' : *end))
+			break;
+		*t[i] = (uint64_t)n * unit;
+		v = end + (i == 0);
+		if (i == 1) {
+			if (*from >= *to)
+				break;
+			*rest = v;
+			return 0;
+		}
+	}
+	return mk__fail(-EINVAL,
+	                "'%s': write the interval as FROM-TO, two times from the start with a unit "
+	                "(us, ms, s or m), FROM before TO, e.g. 10s-40s",
+	                arg);
+}
+
+static int add_change(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                      const char *value, bool down)
+{
+	struct mk__change c = {.down = down};
+	const char *rest = "";
+	int err = parse_interval(arg, value, &c.from_ns, &c.to_ns, &rest);
+
+	if (err != 0)
+		return err;
+	if (down ? *rest != '\0' : (*rest != ':' || rest[1] == '\0'))
+		return mk__fail(-EINVAL, "'%s': expected %s", arg,
+		                down ? "--net-down:NAME=FROM-TO"
+		                     : "--net-partition:LAN=FROM-TO:GROUPS, GROUPS as a,b|c");
+	struct mk__change *list = realloc(a->changes, (a->n_changes + 1) * sizeof(*list));
+	if (list == NULL)
+		return -ENOMEM;
+	a->changes = list;
+	c.target = strndup(name, nlen);
+	c.groups = down ? NULL : strdup(rest + 1);
+	if (c.target == NULL || (!down && c.groups == NULL)) {
+		free(c.target);
+		free(c.groups);
+		return -ENOMEM;
+	}
+	a->changes[a->n_changes++] = c;
+	return 0;
+}
+
+static int set_partition(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                         const char *value)
+{
+	return add_change(a, arg, name, nlen, value, false);
+}
+
+static int set_down(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                    const char *value)
+{
+	return add_change(a, arg, name, nlen, value, true);
+}
+
 typedef int (*set_fn)(struct mk__args *a, const char *arg, const char *name, size_t nlen,
                       const char *value);
 
@@ -267,6 +354,8 @@ static const struct option {
     {"--net", "IFACE", set_net},      {"--net-mac", "MAC", set_mac},
     {"--net-pcap", "FILE", set_pcap}, {"--net-fault", "SPEC", set_fault},
     {"--block", "FILE", set_block},   {"--block-sector-size", "N", set_sector_size},
+    {"--net-partition", "FROM-TO:GROUPS", set_partition},
+    {"--net-down", "FROM-TO", set_down},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -286,7 +375,8 @@ static int parse_one(struct mk__args *a, const char *arg)
 		return mk__fail(-EINVAL,
 		                "unknown device option '%s'; the options are --net:NAME=IFACE, "
 		                "--net:NAME=@FD, --net-mac:NAME=MAC, --net-pcap:NAME=FILE, "
-		                "--net-fault:NAME=SPEC, --block:NAME=FILE and "
+		                "--net-fault:NAME=SPEC, --net-partition:LAN=FROM-TO:GROUPS, "
+		                "--net-down:NAME=FROM-TO, --block:NAME=FILE and "
 		                "--block-sector-size:NAME=N (see --help)",
 		                arg);
 	if (eq == NULL || eq == colon + 1)
@@ -339,6 +429,8 @@ static const struct known {
     {"--net", ':', "NAME=IFACE"},     {"--net-mac", ':', "NAME=MAC"},
     {"--net-pcap", ':', "NAME=FILE"}, {"--net-fault", ':', "NAME=SPEC"},
     {"--block", ':', "NAME=FILE"},    {"--block-sector-size", ':', "NAME=N"},
+    {"--net-partition", ':', "LAN=FROM-TO:GROUPS"},
+    {"--net-down", ':', "NAME=FROM-TO"},
     {"--sandbox", 0, NULL},           {"--busy-poll", '=', "US"},
     {"--stack-size", '=', "SIZE"},    {"--backend", '=', "NAME"},
     {"--clock", '=', "virtual"},      {"--seed", '=', "S"},
@@ -476,4 +568,11 @@ void mk__args_free(struct mk__args *a)
 	free(a->blocks);
 	a->blocks = NULL;
 	a->n_blocks = 0;
+	for (size_t i = 0; i < a->n_changes; i++) {
+		free(a->changes[i].target);
+		free(a->changes[i].groups);
+	}
+	free(a->changes);
+	a->changes = NULL;
+	a->n_changes = 0;
 }

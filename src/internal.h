@@ -71,8 +71,18 @@ int mk__tuning_parse(struct mk__tuning *t, const char *arg);
  * that is none of the enum's, a stack size past 1 GiB, whose rounding would overflow). */
 int mk__tuning_check_config(const struct mk_config *cfg);
 
+/* A change of a hub: network at a set time (--net-partition, --net-down), run by link_hub.c. */
+struct mk__change {
+	bool down;      /* --net-down:NAME=FROM-TO; else --net-partition:LAN=FROM-TO:GROUPS */
+	char *target;   /* the LAN, or the device */
+	char *groups;   /* a partition's groups, "a,b|c" */
+	uint64_t from_ns, to_ns; /* from the start of mk_run */
+};
+
 struct mk__args {
 	bool sandbox; /* --sandbox */
+	struct mk__change *changes;
+	size_t n_changes;
 	struct mk__tuning tuning;
 	struct mk__netarg *nets;
 	size_t n_nets;
@@ -274,6 +284,9 @@ struct mk_net {
 int mk__tap_link_open(mk_net *n, const struct mk__netarg *a);
 int mk__unix_link_open(mk_net *n, const struct mk__netarg *a);  /* link_unix.c */
 int mk__hub_link_open(mk_net *n, const struct mk__netarg *a);   /* link_hub.c */
+/* Check the schedule of changes (--net-partition, --net-down) against the hub: devices of the
+ * command line, and start the task that runs it. 0, or -EINVAL with a sentence. */
+int mk__hub_schedule_start(struct mk__sched *s);
 int mk__slirp_link_open(mk_net *n, const struct mk__netarg *a); /* link_slirp.c */
 /* An "mtu=N" option of a link that has no interface to ask (link_unix.c). */
 int mk__link_parse_mtu(const char *name, const char *opt, unsigned *mtu);
@@ -298,6 +311,8 @@ void mk__random_mac(struct mk__sched *s, const char *name, uint8_t mac[6]);
 uint64_t mk__seeded_random(const struct mk__sched *s, const char *name, uint64_t salt);
 uint64_t mk__splitmix64(uint64_t *state);
 void mk__net_close_all(struct mk__sched *s);
+/* 0 when (n) is a device of the mk_run running on this thread; -EINVAL for NULL, else -EPERM. */
+int mk__net_check(const mk_net *n);
 /* Open every net device of the command line now (for --sandbox). */
 int mk__net_open_all(struct mk__sched *s);
 

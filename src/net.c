@@ -275,6 +275,11 @@ static int net_check(const mk_net *n, bool task)
 	return 0;
 }
 
+int mk__net_check(const mk_net *n)
+{
+	return net_check(n, false);
+}
+
 ssize_t mk_net_read_bigstring(mk_net *n, void *buf, size_t size, size_t off, size_t len)
 {
 	int err = net_check(n, true);

@@ -262,6 +262,8 @@ int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn
 	if (err == 0 && s->args.sandbox)
 		err = sandbox(s);
 	if (err == 0)
+		err = mk__hub_schedule_start(s);
+	if (err == 0)
 		err = mk__task_new(s, &s->main_task, "main", main_task, &call);
 	if (err == 0) {
 		err = run_until(s, main_ended);
