@@ -386,8 +386,12 @@ MK_EXPORT const char *mk_net_name(const mk_net *net);
  * Every read and write moves exactly one sector, at a sector-aligned offset inside the device.
  * A sector is never torn by the program being killed in the middle of a write: afterwards it holds
  * either what it held before or what was written (for sectors up to the page size, 4096 bytes;
- * the kernel copies a larger one page by page). Only mk_block_flush() makes writes durable
- * against a crash of the machine. Reads and writes that are in flight at once, from several
+ * the kernel copies a larger one page by page). Nor is it torn by a full file system: a write
+ * of up to a page gets its space whole or fails with -ENOSPC having written nothing, and for
+ * larger sectors mk_block_connect() allocates the holes of a sparse file (they still read as
+ * zeros), so that no write needs new space on a file system that overwrites in place (ext4, xfs,
+ * tmpfs; not a copy-on-write one). Only mk_block_flush() makes writes durable against a crash of
+ * the machine. Reads and writes that are in flight at once, from several
  * tasks, are not ordered with each other. */
 
 typedef struct mk_block mk_block;
@@ -414,6 +418,8 @@ struct mk_block_stats {
  *   -EACCES   the file may not even be read;
  *   -EBUSY    another program (or another connect of the same file) has the file locked;
  *   -EPERM    outside mk_run;
+ *   -ENOSPC   the file is sparse, its sectors are larger than a page, and its file system has
+ *             no room for its holes; the file is left as it was;
  *   -EMFILE / -ENFILE / -ENOMEM  out of resources; other open(2) errors as they come. */
 MK_EXPORT int mk_block_connect(const char *name, mk_block **out);
 
@@ -448,7 +454,8 @@ MK_EXPORT int mk_block_atomic_read(mk_block *block, uint64_t src_off, void *dst,
  *   -EROFS   the device is read-only (mk_last_error() names the file and the fix); nothing is
  *            written;
  *   -EPERM   outside mk_run;
- *   -EIO / -ENOSPC / ...  the errors of pwrite(2). */
+ *   -ENOSPC  the file system is full; nothing of the sector was written (see above);
+ *   -EIO / ...  the other errors of pwrite(2). */
 MK_EXPORT int mk_block_atomic_write(mk_block *block, uint64_t dst_off, const void *src,
                                     size_t src_size, size_t src_off);
 

@@ -30,6 +30,7 @@ struct mk_block {
 	char *file;
 	int fd;
 	bool read_only;
+	bool block_device;
 	bool claimed; /* returned by mk_block_connect (not just opened for --sandbox) */
 	size_t sector_size;
 	uint64_t length;
@@ -139,6 +140,7 @@ static int check_size(mk_block *b)
 		                "block device '%s': '%s' is neither a regular file nor a block "
 		                "device",
 		                b->name, b->file);
+	b->block_device = S_ISBLK(st.st_mode);
 	end = lseek(b->fd, 0, SEEK_END); /* a block device's st_size is 0 */
 	if (end < 0)
 		return open_error(b, -errno);
@@ -157,6 +159,112 @@ static int check_size(mk_block *b)
 		    b->name, b->file, (unsigned long long)b->length, b->sector_size,
 		    (unsigned long long)((b->length / b->sector_size + 1) * b->sector_size),
 		    b->file, b->name);
+	return 0;
+}
+
+/* ---- sparse files with sectors larger than a page ------------------------------------- */
+
+/* The kernel copies a write into a file page by page, and a page in a hole needs new space. A
+ * sector of up to a page gets its space whole or fails whole, but a larger one over a hole can be
+ * cut short by a full file system: -ENOSPC, and part of the sector written. So the holes of such
+ * a device are allocated at connect (they still read as zeros), after which a write needs no new
+ * space on a file system that overwrites in place (ext4, xfs, tmpfs; not a copy-on-write one).
+ * Files without holes, and file systems that report none, cost two lseek calls. */
+
+struct hole {
+	off_t start, len;
+};
+
+/* The holes of (b)'s file, at most (max) of them, into (holes); their count, or -errno. Counts
+ * all of them, so a return above (max) asks for a larger array. */
+static long find_holes(const mk_block *b, struct hole *holes, long max, off_t *bytes)
+{
+	off_t at = 0, end = (off_t)b->length;
+	long n = 0;
+
+	*bytes = 0;
+	while (at < end) {
+		off_t hole = lseek(b->fd, at, SEEK_HOLE), data;
+		if (hole < 0)
+			return errno == ENXIO || errno == EINVAL ? n : -errno;
+		if (hole >= end)
+			break;
+		data = lseek(b->fd, hole, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return -errno;
+		if (data < 0 || data > end)
+			data = end;
+		if (n < max)
+			holes[n] = (struct hole){hole, data - hole};
+		n++;
+		*bytes += data - hole;
+		at = data;
+	}
+	return n;
+}
+
+/* Give the holes back after a failed allocation, so that a refused connect leaves the file as it
+ * was. They were holes, and read as zeros either way. */
+static void punch_holes(const mk_block *b, const struct hole *holes, long n)
+{
+	for (long i = 0; i < n; i++)
+		fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, holes[i].start,
+		          holes[i].len);
+}
+
+static int allocate_holes(mk_block *b)
+{
+	long page = sysconf(_SC_PAGESIZE), n, max = 16;
+	struct hole *holes = NULL;
+	off_t bytes;
+	int err = 0;
+
+	if (b->read_only || b->block_device || b->sector_size <= (size_t)page)
+		return 0;
+	for (;;) {
+		struct hole *more = realloc(holes, (size_t)max * sizeof(*holes));
+		if (more == NULL) {
+			free(holes);
+			return mk__fail(-ENOMEM, "block device '%s': out of memory", b->name);
+		}
+		holes = more;
+		n = find_holes(b, holes, max, &bytes);
+		if (n <= max)
+			break;
+		max = n;
+	}
+	if (n < 0) {
+		free(holes);
+		return mk__fail((int)n, "block device '%s': cannot find the holes of '%s': %s",
+		                b->name, b->file, strerror((int)-n));
+	}
+	for (long i = 0; i < n && err == 0; i++) {
+		do
+			err = posix_fallocate(b->fd, holes[i].start, holes[i].len);
+		while (err == EINTR);
+	}
+	if (err != 0)
+		punch_holes(b, holes, n);
+	free(holes);
+	if (err == ENOSPC || err == EDQUOT)
+		return mk__fail(
+		    -ENOSPC,
+		    "block device '%s': '%s' is sparse and its sectors (%zu bytes) are larger than "
+		    "a "
+		    "page, so a write into a hole could be cut short by a full file system; mkhost "
+		    "allocates the holes first, and %lld bytes do not fit (%s); free that much "
+		    "space "
+		    "on its file system, or use --block-sector-size:%s=%ld",
+		    b->name, b->file, b->sector_size, (long long)bytes, strerror(err), b->name,
+		    page);
+	if (err != 0)
+		return mk__fail(
+		    -err,
+		    "block device '%s': '%s' is sparse and its sectors (%zu bytes) are larger than "
+		    "a "
+		    "page; mkhost allocates the holes first, and that failed: %s; make the file "
+		    "whole (cp --sparse=never), or use --block-sector-size:%s=%ld",
+		    b->name, b->file, b->sector_size, strerror(err), b->name, page);
 	return 0;
 }
 
@@ -184,6 +292,8 @@ static int block_open(struct mk__sched *s, const struct mk__blockarg *a, mk_bloc
 	err = open_file(b);
 	if (err == 0)
 		err = check_size(b);
+	if (err == 0)
+		err = allocate_holes(b);
 	if (err != 0) {
 		block_free(b);
 		return err;

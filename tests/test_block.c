@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -757,6 +759,206 @@ START_TEST(truncated_behind)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------- */
+/*  A full file system                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A test that cannot get what it needs from this machine passes with a line on stderr saying so;
+ * under CI=true, where scripts/test runs as root, that is a failure. */
+static void skip_test(const char *test, const char *why)
+{
+	const char *ci = getenv("CI");
+
+	ck_assert_msg(ci == NULL || strcmp(ci, "true") != 0, "%s: %s (CI=true: a failure)", test,
+	              why);
+	fprintf(stderr, "%s: skipped: %s\n", test, why);
+}
+
+#define FULL_SECTOR  8192 /* two pages: a write into a hole can be cut between them */
+#define FULL_SECTORS 16
+#define FULL_FS_SIZE "512k"
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* In this (child) process: a mount namespace of its own, in a user namespace of its own when not
+ * root, with a tmpfs of FULL_FS_SIZE on (mnt). 0, or -1 with errno. */
+static int private_tmpfs(const char *mnt)
+{
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	char map[64];
+
+	if (uid == 0) {
+		if (unshare(CLONE_NEWNS) != 0)
+			return -1;
+	} else {
+		if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+			return -1;
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
+		if (write_file("/proc/self/uid_map", map) != 0 ||
+		    write_file("/proc/self/setgroups", "deny") != 0)
+			return -1;
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
+		if (write_file("/proc/self/gid_map", map) != 0)
+			return -1;
+	}
+	/* Nothing mounted here may show in the namespace the test runs in. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		return -1;
+	return mount("mkhost-test", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=" FULL_FS_SIZE);
+}
+
+/* Fill the file system of (path) with a file there until it is full; then give back one page,
+ * so that a write of two pages into a hole gets its first page and not its second. */
+static int fill_but_a_page(const char *path)
+{
+	static const char page[4096];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	off_t size = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	while ((n = write(fd, page, sizeof(page))) > 0)
+		size += n;
+	if (n == 0 || errno != ENOSPC || ftruncate(fd, size - (off_t)sizeof(page)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+struct full {
+	const char *image, *filler;
+	int err[FULL_SECTORS]; /* what each write returned */
+};
+
+static int full_main(int argc, char **argv, void *arg)
+{
+	struct full *f = arg;
+	mk_block *b = connect_disk();
+	uint8_t buf[FULL_SECTOR];
+
+	if (b == NULL)
+		return 1;
+	/* The file system fills up after connect, as a program's disk fills while it runs. */
+	if (fill_but_a_page(f->filler) != 0) {
+		mkt_failf(__LINE__, "cannot fill the file system: %s", strerror(errno));
+		return 1;
+	}
+	for (uint64_t s = 0; s < FULL_SECTORS; s++) {
+		pattern(buf, sizeof(buf), 1, s);
+		f->err[s] = s % 2 ? mk_block_atomic_write(b, s * FULL_SECTOR, buf, sizeof(buf), 0)
+		                  : mk_block_write(b, s * FULL_SECTOR, buf, sizeof(buf), 0);
+	}
+	return 0;
+}
+
+/* Refused: too little room left for the holes. */
+static int full_refused_main(int argc, char **argv, void *arg)
+{
+	mk_block *b = NULL;
+
+	CHECK_INT(mk_block_connect("disk", &b), ==, -ENOSPC);
+	CHECK(b == NULL);
+	CHECK_HAS(mk_last_error(), "'disk'");
+	CHECK_HAS(mk_last_error(), "sparse");
+	CHECK_HAS(mk_last_error(), "free");
+	CHECK_HAS(mk_last_error(), "--block-sector-size:disk=4096");
+	return 0;
+}
+
+/* A sparse file of (size) bytes at (path), made anew. */
+static int make_sparse(const char *path, off_t size)
+{
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+	int r = fd < 0 ? -1 : ftruncate(fd, size);
+
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* The child: both cases on a tmpfs of its own. What fails is written on stderr. */
+static int full_child(void *arg)
+{
+	const char *mnt = arg;
+	char image[PATH_MAX], filler[PATH_MAX];
+	static uint8_t got[FULL_SECTORS * FULL_SECTOR], zero[FULL_SECTOR];
+	struct full f = {image, filler, {0}};
+	struct stat st;
+
+	if (private_tmpfs(mnt) != 0) {
+		fprintf(stderr, "no tmpfs of its own: %s\n", strerror(errno));
+		return MKT_SKIP;
+	}
+	snprintf(image, sizeof(image), "%s/image", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+
+	/* A sparse image on a file system with room: its holes are allocated at connect, so every
+	 * write of an 8192-byte sector succeeds whole once the file system is full. */
+	if (make_sparse(image, FULL_SECTORS * FULL_SECTOR) != 0)
+		return 2;
+	if (run_disk(full_main, &f, image, FULL_SECTOR) != 0 || mkt_failed[0] != '\0') {
+		fprintf(stderr, "run on the full file system: %s\n", mkt_failed);
+		return 1;
+	}
+	read_whole(image, got, FULL_SECTORS * FULL_SECTOR);
+	for (uint64_t s = 0; s < FULL_SECTORS; s++) {
+		uint64_t gen;
+		bool whole = pattern_valid(got + s * FULL_SECTOR, FULL_SECTOR, s, &gen) ||
+		             memcmp(got + s * FULL_SECTOR, zero, FULL_SECTOR) == 0;
+		if (f.err[s] != 0 || !whole) {
+			fprintf(stderr, "sector %llu: write %s, sector %s\n", (unsigned long long)s,
+			        f.err[s] ? mk_strerror(f.err[s]) : "returned 0",
+			        whole ? "whole" : "torn (part written)");
+			return 1;
+		}
+	}
+
+	/* The same image made sparse again, on the full file system: refused, and left sparse. */
+	if (unlink(image) != 0 || truncate(filler, 0) != 0 ||
+	    make_sparse(image, FULL_SECTORS * FULL_SECTOR) != 0 || fill_but_a_page(filler) != 0)
+		return 2;
+	if (run_disk(full_refused_main, NULL, image, FULL_SECTOR) != 0 || mkt_failed[0] != '\0') {
+		fprintf(stderr, "connect on the full file system: %s\n", mkt_failed);
+		return 1;
+	}
+	if (stat(image, &st) != 0 || st.st_blocks != 0 ||
+	    st.st_size != FULL_SECTORS * FULL_SECTOR) {
+		fprintf(stderr, "the refused image was changed: %lld blocks, %lld bytes\n",
+		        (long long)st.st_blocks, (long long)st.st_size);
+		return 1;
+	}
+	return 0;
+}
+
+START_TEST(full_file_system)
+{
+	char mnt[PATH_MAX];
+	struct mkt_captured c;
+
+	snprintf(mnt, sizeof(mnt), "%s/full-fs", dir);
+	ck_assert_int_eq(mkdir(mnt, 0755), 0);
+	mkt_run_captured(STDERR_FILENO, full_child, mnt, &c);
+	rmdir(mnt);
+	if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == MKT_SKIP) {
+		skip_test("full_file_system", c.text);
+		return;
+	}
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x: %s",
+	              c.status, c.text);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
 /*  10,000 scheduled operations from 100 tasks                                               */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1227,6 +1429,7 @@ static Suite *block_suite(void)
 	tcase_add_test(io, scheduled_on_this_backend);
 	tcase_add_test(io, concurrent_flushes);
 	tcase_add_test(io, truncated_behind);
+	tcase_add_test(io, full_file_system);
 	suite_add_tcase(s, io);
 
 	TCase *args = tcase_create("arguments");
