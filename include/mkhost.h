@@ -410,7 +410,10 @@ struct mk_block_stats {
  * for a program that was just killed with I/O in flight).
  * Returns 0, or one of these, with a sentence in mk_last_error():
  *   -EINVAL   (name) or (out) is NULL; the file is empty, its size is not a multiple of the
- *             sector size, or it is neither a regular file nor a block device;
+ *             sector size, or it is neither a regular file nor a block device (its type is
+ *             looked at first: a terminal, a FIFO or another device is never opened); it is a
+ *             file of the kernel's own file systems (/proc, /sys, ...); it is a block device
+ *             of size 0, such as a loop device with no file attached;
  *   -ENOENT   (name) was not given on the command line;
  *   -EEXIST   (name) was given more than once on the command line;
  *   -EALREADY (name) is already connected;

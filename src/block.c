@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/major.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,9 +117,65 @@ static int lock_file(mk_block *b)
 	return 0;
 }
 
-/* Read-write if the file may be written, else read-only. Never O_CREAT, never O_TRUNC. */
+/* What a file that is neither a regular file nor a block device is, for a sentence. */
+static const char *file_type(mode_t mode)
+{
+	return S_ISDIR(mode)    ? "a directory"
+	       : S_ISCHR(mode)  ? "a character device"
+	       : S_ISFIFO(mode) ? "a FIFO"
+	       : S_ISSOCK(mode) ? "a socket"
+	                        : "not a regular file";
+}
+
+static int type_error(const mk_block *b, mode_t mode)
+{
+	return mk__fail(-EINVAL,
+	                "block device '%s': '%s' is %s, neither a regular file nor a block "
+	                "device; give an image file (e.g. made with truncate -s 1M FILE) or a "
+	                "block device",
+	                b->name, b->file, file_type(mode));
+}
+
+/* The kernel's own file systems, whose files have sizes and contents made up when read. */
+static const char *kernel_fs(const char *path)
+{
+	static const struct {
+		long magic;
+		const char *name;
+	} kinds[] = {
+	    {0x9fa0, "proc"},           {0x62656572, "sysfs"}, {0x64626720, "debugfs"},
+	    {0x74726163, "tracefs"},    {0x27e0eb, "cgroup"},  {0x63677270, "cgroup2"},
+	    {0x73636673, "securityfs"}, {0xcafe4a11, "bpf"},   {0xde5e81e4, "efivarfs"},
+	};
+	struct statfs fs;
+
+	if (statfs(path, &fs) != 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if ((long)fs.f_type == kinds[i].magic)
+			return kinds[i].name;
+	return NULL;
+}
+
+/* The file's type is looked at before it is opened, since opening some files does something
+ * (a terminal, a FIFO's other end, a debugfs file): only regular files and block devices are
+ * opened. Read-write if the file may be written, else read-only. Never O_CREAT, never O_TRUNC. */
 static int open_file(mk_block *b)
 {
+	struct stat st;
+	const char *fs;
+
+	if (stat(b->file, &st) != 0)
+		return open_error(b, -errno);
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return type_error(b, st.st_mode);
+	if (S_ISREG(st.st_mode) && (fs = kernel_fs(b->file)) != NULL)
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is a file of the kernel's %s file system, "
+		                "whose size and contents the kernel makes up when it is read, not "
+		                "a disk image; give an image file (e.g. made with truncate -s 1M "
+		                "FILE) or a block device",
+		                b->name, b->file, fs);
 	b->fd = open(b->file, O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (b->fd < 0 &&
 	    (errno == EACCES || errno == EROFS || errno == EPERM || errno == ETXTBSY)) {
@@ -128,28 +187,55 @@ static int open_file(mk_block *b)
 	return lock_file(b);
 }
 
+/* Whether the loop device (dev) has a file attached: sysfs shows its loop/ directory then. */
+static bool loop_attached(dev_t dev)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/loop", major(dev), minor(dev));
+	return access(path, F_OK) == 0;
+}
+
 static int check_size(mk_block *b)
 {
 	struct stat st;
 	off_t end;
 
 	if (fstat(b->fd, &st) != 0)
-		return open_error(b, -errno);
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return mk__fail(-EINVAL,
-		                "block device '%s': '%s' is neither a regular file nor a block "
-		                "device",
-		                b->name, b->file);
+		return mk__fail(-errno, "block device '%s': cannot stat '%s': %s", b->name, b->file,
+		                strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) /* replaced since it was looked at */
+		return type_error(b, st.st_mode);
 	b->block_device = S_ISBLK(st.st_mode);
-	end = lseek(b->fd, 0, SEEK_END); /* a block device's st_size is 0 */
-	if (end < 0)
-		return open_error(b, -errno);
+	end = st.st_size;
+	if (b->block_device && (end = lseek(b->fd, 0, SEEK_END)) < 0) /* its st_size is 0 */
+		return mk__fail(-errno, "block device '%s': cannot find the size of '%s': %s",
+		                b->name, b->file, strerror(errno));
 	b->length = (uint64_t)end;
+	if (b->length == 0 && b->block_device && major(st.st_rdev) == LOOP_MAJOR &&
+	    !loop_attached(st.st_rdev))
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is a loop device with no file attached "
+		                "(its size is 0); attach an image to it with losetup %s FILE, or "
+		                "give the device that losetup --find --show FILE prints",
+		                b->name, b->file, b->file);
+	if (b->length == 0 && b->block_device)
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is a block device of size 0 (no medium?); "
+		                "give a device that holds data, or an image file",
+		                b->name, b->file);
 	if (b->length == 0)
 		return mk__fail(-EINVAL,
 		                "block device '%s': '%s' is empty; give it a size, e.g. "
 		                "truncate -s 1M %s",
 		                b->name, b->file, b->file);
+	if (b->length % b->sector_size != 0 && b->block_device)
+		return mk__fail(-EINVAL,
+		                "block device '%s': the size of '%s' (%llu bytes) is not a "
+		                "multiple of the sector size (%zu); give a smaller one with "
+		                "--block-sector-size:%s",
+		                b->name, b->file, (unsigned long long)b->length, b->sector_size,
+		                b->name);
 	if (b->length % b->sector_size != 0)
 		return mk__fail(
 		    -EINVAL,

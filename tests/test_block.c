@@ -598,6 +598,97 @@ START_TEST(connect_errors)
 }
 END_TEST
 
+static int fifo_main(int argc, char **argv, void *arg)
+{
+	mk_block *b = NULL;
+
+	CHECK_INT(mk_block_connect("disk", &b), ==, -EINVAL);
+	CHECK_HAS(mk_last_error(), "is a FIFO, neither a regular file nor a block device");
+	return 0;
+}
+
+/* Files that are not images are refused by what they are, with a fix that fits them; a file
+ * whose opening does something (a terminal, a FIFO) is looked at and never opened. */
+START_TEST(connect_special_files_unopened)
+{
+	const char *fifo = path_of("fifo");
+	struct pollfd pfd = {.events = POLLIN};
+
+	/* A FIFO's reader sees a hang-up once a writer has come and gone, and only then: opening
+	 * the FIFO for writing would show. */
+	ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+	pfd.fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(pfd.fd, 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	ck_assert_int_eq(run_disk(fifo_main, NULL, fifo, 0), 0);
+	ck_assert_msg(poll(&pfd, 1, 0) == 0, "the FIFO was opened: its reader sees 0x%x",
+	              pfd.revents);
+	ASSERT_NO_FAILURE();
+	close(pfd.fd);
+	unlink(fifo);
+
+	expect_connect("disk", -EINVAL, "'/dev/tty' is a character device", false,
+	               "--block:disk=/dev/tty", NULL);
+}
+END_TEST
+
+START_TEST(connect_kernel_files)
+{
+	/* A file of the kernel's that opens, claims 0 bytes and reads as text. */
+	expect_connect("disk", -EINVAL, "kernel's proc file system", false,
+	               "--block:disk=/proc/version", NULL);
+	/* One that claims 4096 bytes, a whole number of sectors. */
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", R_OK) == 0)
+		expect_connect("disk", -EINVAL, "kernel's sysfs file system", false,
+		               "--block:disk=/sys/kernel/mm/transparent_hugepage/enabled", NULL);
+}
+END_TEST
+
+/* A loop device with no file attached is a block device of size 0: the fix is losetup, not
+ * truncate. */
+static int loop_main(int argc, char **argv, void *arg)
+{
+	mk_block *b = NULL;
+
+	CHECK_INT(mk_block_connect("disk", &b), ==, -EINVAL);
+	CHECK_HAS(mk_last_error(), "loop device with no file attached");
+	CHECK_HAS(mk_last_error(), "losetup ");
+	CHECK(strstr(mk_last_error(), "truncate") == NULL);
+	return 0;
+}
+
+START_TEST(connect_unattached_loop)
+{
+	char dev[64] = "", size[32];
+	int n;
+
+	/* An unattached loop device: of size 0, without the loop/ directory of an attached one. */
+	for (n = 0; n < 256 && dev[0] == '\0'; n++) {
+		char sys[64], attached[64];
+		snprintf(sys, sizeof(sys), "/sys/block/loop%d/size", n);
+		snprintf(attached, sizeof(attached), "/sys/block/loop%d/loop", n);
+		FILE *f = fopen(sys, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(size, sizeof(size), f) != NULL && strcmp(size, "0\n") == 0 &&
+		    access(attached, F_OK) != 0)
+			snprintf(dev, sizeof(dev), "/dev/loop%d", n);
+		fclose(f);
+	}
+	if (dev[0] == '\0' || access(dev, R_OK) != 0) {
+		fprintf(stderr, "connect_unattached_loop: skipped: %s\n",
+		        dev[0]
+		            ? "no permission to open the loop devices (not root, not in group "
+		              "disk)"
+		            : "no unattached loop device on this machine (losetup -f finds none)");
+		return;
+	}
+	mkt_failed[0] = '\0';
+	ck_assert_int_eq(mkt_run(loop_main, NULL, arg_for("--block:disk=%s", dev), NULL), 0);
+	ASSERT_NO_FAILURE();
+}
+END_TEST
+
 /* Two devices on one file: the second finds it locked. */
 static int two_devices_main(int argc, char **argv, void *arg)
 {
@@ -1438,6 +1529,9 @@ static Suite *block_suite(void)
 	tcase_add_test(args, outside_a_task);
 	tcase_add_test(args, connect_errors);
 	tcase_add_test(args, connect_same_file_twice);
+	tcase_add_test(args, connect_special_files_unopened);
+	tcase_add_test(args, connect_kernel_files);
+	tcase_add_test(args, connect_unattached_loop);
 	tcase_add_test(args, bad_sector_size_argument);
 	tcase_add_test(args, read_only_file);
 	suite_add_tcase(s, args);
