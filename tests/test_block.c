@@ -906,9 +906,10 @@ static int private_tmpfs(const char *mnt)
 	return mount("mkhost-test", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=" FULL_FS_SIZE);
 }
 
-/* Fill the file system of (path) with a file there until it is full; then give back one page,
- * so that a write of two pages into a hole gets its first page and not its second. */
-static int fill_but_a_page(const char *path)
+/* Fill the file system of (path) with a file there until it is full; then, when (leave_a_page),
+ * give back one page, so that a write of two pages into a hole gets its first page and not its
+ * second. */
+static int fill(const char *path, bool leave_a_page)
 {
 	static const char page[4096];
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -919,7 +920,8 @@ static int fill_but_a_page(const char *path)
 		return -1;
 	while ((n = write(fd, page, sizeof(page))) > 0)
 		size += n;
-	if (n == 0 || errno != ENOSPC || ftruncate(fd, size - (off_t)sizeof(page)) != 0) {
+	if (n == 0 || errno != ENOSPC ||
+	    (leave_a_page && ftruncate(fd, size - (off_t)sizeof(page)) != 0)) {
 		close(fd);
 		return -1;
 	}
@@ -940,7 +942,7 @@ static int full_main(int argc, char **argv, void *arg)
 	if (b == NULL)
 		return 1;
 	/* The file system fills up after connect, as a program's disk fills while it runs. */
-	if (fill_but_a_page(f->filler) != 0) {
+	if (fill(f->filler, true) != 0) {
 		mkt_failf(__LINE__, "cannot fill the file system: %s", strerror(errno));
 		return 1;
 	}
@@ -1016,7 +1018,7 @@ static int full_child(void *arg)
 
 	/* The same image made sparse again, on the full file system: refused, and left sparse. */
 	if (unlink(image) != 0 || truncate(filler, 0) != 0 ||
-	    make_sparse(image, FULL_SECTORS * FULL_SECTOR) != 0 || fill_but_a_page(filler) != 0)
+	    make_sparse(image, FULL_SECTORS * FULL_SECTOR) != 0 || fill(filler, true) != 0)
 		return 2;
 	if (run_disk(full_refused_main, NULL, image, FULL_SECTOR) != 0 || mkt_failed[0] != '\0') {
 		fprintf(stderr, "connect on the full file system: %s\n", mkt_failed);
@@ -1042,6 +1044,76 @@ START_TEST(full_file_system)
 	rmdir(mnt);
 	if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == MKT_SKIP) {
 		skip_test("full_file_system", c.text);
+		return;
+	}
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x: %s",
+	              c.status, c.text);
+}
+END_TEST
+
+/* examples/kv-store tells its own fullness from its file system's. */
+#define KV_STORE MK_BUILD_DIR "/examples/kv-store"
+
+/* Run kv-store on (image) with (command); its exit status, with what it wrote in (out). */
+static int kv_store(const char *image, const char *command, char *out, size_t size)
+{
+	char cmd[2 * PATH_MAX + 128];
+	size_t len = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --block:disk='%s' -- %s 2>&1", KV_STORE, image, command);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	while (len + 1 < size && fgets(out + len, (int)(size - len), p) != NULL)
+		len += strlen(out + len);
+	out[len] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int kv_store_child(void *arg)
+{
+	const char *mnt = arg;
+	char image[PATH_MAX], filler[PATH_MAX], out[1024];
+
+	if (private_tmpfs(mnt) != 0) {
+		fprintf(stderr, "no tmpfs of its own: %s\n", strerror(errno));
+		return MKT_SKIP;
+	}
+	snprintf(image, sizeof(image), "%s/kv.img", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+
+	/* The store full: two slots, two keys, a third refused as such. */
+	if (make_sparse(image, 1024) != 0 || kv_store(image, "set a 1", out, sizeof(out)) != 0 ||
+	    kv_store(image, "set b 2", out, sizeof(out)) != 0)
+		return fprintf(stderr, "kv-store: %s\n", out), 1;
+	if (kv_store(image, "set c 3", out, sizeof(out)) != 1 ||
+	    strstr(out, "the store is full") == NULL || strstr(out, "file system") != NULL)
+		return fprintf(stderr, "a full store: %s\n", out), 1;
+
+	/* The file system full under a sparse image: its first write finds no page. */
+	if (make_sparse(image, 64 * 1024) != 0 || fill(filler, false) != 0)
+		return fprintf(stderr, "cannot fill the file system: %s\n", strerror(errno)), 1;
+	if (kv_store(image, "set colour blue", out, sizeof(out)) != 1 ||
+	    strstr(out, "the file system that holds the image is full") == NULL ||
+	    strstr(out, "the store is full") != NULL)
+		return fprintf(stderr, "a full file system: %s\n", out), 1;
+	return 0;
+}
+
+START_TEST(kv_store_full)
+{
+	char mnt[PATH_MAX];
+	struct mkt_captured c;
+
+	ck_assert_msg(access(KV_STORE, X_OK) == 0, "%s is not built", KV_STORE);
+	snprintf(mnt, sizeof(mnt), "%s/kv-fs", dir);
+	ck_assert_int_eq(mkdir(mnt, 0755), 0);
+	mkt_run_captured(STDERR_FILENO, kv_store_child, mnt, &c);
+	rmdir(mnt);
+	if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == MKT_SKIP) {
+		skip_test("kv_store_full", c.text);
 		return;
 	}
 	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x: %s",
@@ -1521,6 +1593,7 @@ static Suite *block_suite(void)
 	tcase_add_test(io, concurrent_flushes);
 	tcase_add_test(io, truncated_behind);
 	tcase_add_test(io, full_file_system);
+	tcase_add_test(io, kv_store_full);
 	suite_add_tcase(s, io);
 
 	TCase *args = tcase_create("arguments");
