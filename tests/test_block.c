@@ -900,8 +900,9 @@ static int private_tmpfs(const char *mnt)
 		if (write_file("/proc/self/gid_map", map) != 0)
 			return -1;
 	}
-	/* Nothing mounted here may show in the namespace the test runs in. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+	/* Nothing mounted here may show in the namespace the test runs in. (The kernel ignores the
+	 * source and type of a propagation change; valgrind wants them to be strings.) */
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
 		return -1;
 	return mount("mkhost-test", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=" FULL_FS_SIZE);
 }
