@@ -1034,21 +1034,29 @@ static int full_child(void *arg)
 	return 0;
 }
 
-START_TEST(full_file_system)
+/* Run (child) in a child process, given a mount point of its own (it mounts a tmpfs there with
+ * private_tmpfs); the child returns 0, MKT_SKIP when it cannot mount, or else says on stderr what
+ * failed. */
+static void in_tmpfs(const char *test, int (*child)(void *))
 {
 	char mnt[PATH_MAX];
 	struct mkt_captured c;
 
-	snprintf(mnt, sizeof(mnt), "%s/full-fs", dir);
+	snprintf(mnt, sizeof(mnt), "%s/%s", dir, test);
 	ck_assert_int_eq(mkdir(mnt, 0755), 0);
-	mkt_run_captured(STDERR_FILENO, full_child, mnt, &c);
+	mkt_run_captured(STDERR_FILENO, child, mnt, &c);
 	rmdir(mnt);
 	if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == MKT_SKIP) {
-		skip_test("full_file_system", c.text);
+		skip_test(test, c.text);
 		return;
 	}
 	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x: %s",
 	              c.status, c.text);
+}
+
+START_TEST(full_file_system)
+{
+	in_tmpfs("full_file_system", full_child);
 }
 END_TEST
 
@@ -1105,20 +1113,8 @@ static int kv_store_child(void *arg)
 
 START_TEST(kv_store_full)
 {
-	char mnt[PATH_MAX];
-	struct mkt_captured c;
-
 	ck_assert_msg(access(KV_STORE, X_OK) == 0, "%s is not built", KV_STORE);
-	snprintf(mnt, sizeof(mnt), "%s/kv-fs", dir);
-	ck_assert_int_eq(mkdir(mnt, 0755), 0);
-	mkt_run_captured(STDERR_FILENO, kv_store_child, mnt, &c);
-	rmdir(mnt);
-	if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == MKT_SKIP) {
-		skip_test("kv_store_full", c.text);
-		return;
-	}
-	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x: %s",
-	              c.status, c.text);
+	in_tmpfs("kv_store_full", kv_store_child);
 }
 END_TEST
 
