@@ -445,8 +445,12 @@ MK_EXPORT int mk_net_set_link(mk_net *net, int up);
  * Every read and write moves exactly one sector, at a sector-aligned offset inside the device.
  * A sector is never torn by the program being killed in the middle of a write: afterwards it holds
  * either what it held before or what was written (for sectors up to the page size, 4096 bytes;
- * the kernel copies a larger one page by page). Only mk_block_flush() makes writes durable
- * against a crash of the machine. Reads and writes that are in flight at once, from several
+ * the kernel copies a larger one page by page). Nor is it torn by a full file system: a write
+ * of up to a page gets its space whole or fails with -ENOSPC having written nothing, and for
+ * larger sectors mk_block_connect() allocates the holes of a sparse file (they still read as
+ * zeros), so that no write needs new space on a file system that overwrites in place (ext4, xfs,
+ * tmpfs; not a copy-on-write one). Only mk_block_flush() makes writes durable against a crash of
+ * the machine. Reads and writes that are in flight at once, from several
  * tasks, are not ordered with each other. */
 
 typedef struct mk_block mk_block;
@@ -465,7 +469,10 @@ struct mk_block_stats {
  * for a program that was just killed with I/O in flight).
  * Returns 0, or one of these, with a sentence in mk_last_error():
  *   -EINVAL   (name) or (out) is NULL; the file is empty, its size is not a multiple of the
- *             sector size, or it is neither a regular file nor a block device;
+ *             sector size, or it is neither a regular file nor a block device (its type is
+ *             looked at first: a terminal, a FIFO or another device is never opened); it is a
+ *             file of the kernel's own file systems (/proc, /sys, ...); it is a block device
+ *             of size 0, such as a loop device with no file attached;
  *   -ENOENT   (name) was not given on the command line;
  *   -EEXIST   (name) was given more than once on the command line;
  *   -EALREADY (name) is already connected;
@@ -473,6 +480,8 @@ struct mk_block_stats {
  *   -EACCES   the file may not even be read;
  *   -EBUSY    another program (or another connect of the same file) has the file locked;
  *   -EPERM    outside mk_run;
+ *   -ENOSPC   the file is sparse, its sectors are larger than a page, and its file system has
+ *             no room for its holes; the file is left as it was;
  *   -EMFILE / -ENFILE / -ENOMEM  out of resources; other open(2) errors as they come. */
 MK_EXPORT int mk_block_connect(const char *name, mk_block **out);
 
@@ -507,7 +516,8 @@ MK_EXPORT int mk_block_atomic_read(mk_block *block, uint64_t src_off, void *dst,
  *   -EROFS   the device is read-only (mk_last_error() names the file and the fix); nothing is
  *            written;
  *   -EPERM   outside mk_run;
- *   -EIO / -ENOSPC / ...  the errors of pwrite(2). */
+ *   -ENOSPC  the file system is full; nothing of the sector was written (see above);
+ *   -EIO / ...  the other errors of pwrite(2). */
 MK_EXPORT int mk_block_atomic_write(mk_block *block, uint64_t dst_off, const void *src,
                                     size_t src_size, size_t src_off);
 
