@@ -459,6 +459,9 @@ struct mk_block_stats {
 	uint64_t read_ops, read_bytes;   /* sectors read and their bytes, atomic or scheduled */
 	uint64_t write_ops, write_bytes; /* sectors written and their bytes */
 	uint64_t flush_ops;              /* flushes that succeeded */
+	uint64_t immediate_ops; /* scheduled reads and writes (mk_block_read, _write) that the
+	                           kernel did at once, without the event loop (RWF_NOWAIT: the data
+	                           was in the page cache); also counted in read_ops or write_ops */
 };
 
 /* Acquire the block device (name) given on the command line as --block:NAME=FILE and store it in
@@ -522,7 +525,9 @@ MK_EXPORT int mk_block_atomic_write(mk_block *block, uint64_t dst_off, const voi
                                     size_t src_size, size_t src_off);
 
 /* mk_block_atomic_read() scheduled through the event loop (io_uring; with the epoll backend the
- * read is done at once and reported at the next poll).
+ * read is done at once and reported at the next poll). A sector the kernel can copy without
+ * waiting (in the page cache: preadv2 with RWF_NOWAIT) is read at once instead, without the
+ * round trip; the task then yields, so that other runnable tasks still get their turn.
  * Suspends: the task is parked until the read completes, and other tasks run meanwhile. Many
  * reads and writes may be in flight at once, from many tasks.
  * Cancellation: a task cancelled while its read is in flight is not resumed before the read has

@@ -30,7 +30,8 @@
 /* clang-format off */
 static const int allowed[] = {
 	/* devices and the event loop */
-	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_fsync,
+	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_preadv2,
+	SYS_pwritev2, SYS_fsync,
 	SYS_fdatasync, SYS_lseek, SYS_close, SYS_sendto, SYS_recvfrom, SYS_sendmsg, SYS_recvmsg,
 	SYS_io_uring_enter, SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl,
 	/* memory: stacks, malloc */

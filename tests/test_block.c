@@ -1520,6 +1520,54 @@ static int backend_main(int argc, char **argv, void *arg)
 	return 0;
 }
 
+/* A sector in the page cache is read and written at once (RWF_NOWAIT), without a round trip
+ * through the loop, and the task still yields: a task that loops over cached sectors lets the
+ * others run. */
+static intptr_t set_flag(void *arg)
+{
+	*(int *)arg = 1;
+	return 0;
+}
+
+static int immediate_main(int argc, char **argv, void *arg)
+{
+	mk_block *b = connect_disk();
+	uint8_t buf[512], got[512];
+	struct mk_block_stats st;
+	mk_task *t;
+	int ran = 0;
+
+	if (b == NULL)
+		return 1;
+	pattern(buf, sizeof(buf), 9, 0);
+	CHECK_INT(mk_block_atomic_write(b, 0, buf, sizeof(buf), 0), ==, 0); /* now cached */
+	CHECK_INT(mk_task_spawn(&t, "flag", set_flag, &ran), ==, 0);
+	CHECK_INT(mk_block_read(b, 0, got, sizeof(got), 0), ==, 0);
+	CHECK(memcmp(buf, got, sizeof(buf)) == 0);
+	CHECK_INT(ran, ==, 1); /* it yielded */
+	CHECK_INT(mk_task_await(t, NULL), ==, 0);
+	CHECK_INT(mk_block_write(b, 512, buf, sizeof(buf), 0), ==, 0);
+	CHECK_INT(mk_block_atomic_read(b, 512, got, sizeof(got), 0), ==, 0);
+	CHECK(memcmp(buf, got, sizeof(buf)) == 0);
+	CHECK_INT(mk_block_stats(b, &st), ==, 0);
+	/* The read of a cached sector never blocks. A buffered write may be refused RWF_NOWAIT
+	 * by some file systems; then it goes through the loop, and is not counted here. */
+	CHECK(st.immediate_ops >= 1 && st.immediate_ops <= 2);
+	CHECK_INT(st.read_ops, ==, 2);
+	CHECK_INT(st.write_ops, ==, 2);
+	return 0;
+}
+
+START_TEST(cached_sectors_at_once)
+{
+	const char *path = make_file(path_of("immediate"), 4096, 0, 0);
+
+	ck_assert_int_eq(run_disk(immediate_main, NULL, path, 512), 0);
+	ASSERT_NO_FAILURE();
+	unlink(path);
+}
+END_TEST
+
 START_TEST(scheduled_on_this_backend)
 {
 	const char *path = make_file(path_of("backend"), 4096, 0, 0);
@@ -1587,6 +1635,7 @@ static Suite *block_suite(void)
 	tcase_add_test(io, default_sector_size);
 	tcase_add_loop_test(io, known_file_digests, 0, 2);
 	tcase_add_test(io, scheduled_on_this_backend);
+	tcase_add_test(io, cached_sectors_at_once);
 	tcase_add_test(io, concurrent_flushes);
 	tcase_add_test(io, truncated_behind);
 	tcase_add_test(io, full_file_system);
