@@ -192,18 +192,21 @@ int main(int argc, char **argv)
 	}
 	/* mk_run's arguments: ours, then the options the user gave. */
 	args = calloc((size_t)(3 * n_nodes + argc + 4), sizeof(*args));
-	if (args == NULL)
+	char **made = calloc((size_t)(3 * n_nodes), sizeof(*made)); /* mk_run reorders (args) */
+	if (args == NULL || made == NULL)
 		return 1;
 	args[n++] = argv[0];
 	args[n++] = "--clock=virtual";
 	for (int i = 0; i < n_nodes; i++) {
 		uint8_t mac[6];
 		node_mac(i, mac);
-		if (asprintf(&args[n++], "--net:n%d=hub:lan,latency=1000", i) < 0 ||
-		    asprintf(&args[n++], "--net-mac:n%d=%02x:%02x:%02x:%02x:%02x:%02x", i, mac[0],
-		             mac[1], mac[2], mac[3], mac[4], mac[5]) < 0 ||
-		    asprintf(&args[n++], "--net-fault:n%d=drop=%s", i, loss) < 0)
+		if (asprintf(&made[3 * i], "--net:n%d=hub:lan,latency=1000", i) < 0 ||
+		    asprintf(&made[3 * i + 1], "--net-mac:n%d=%02x:%02x:%02x:%02x:%02x:%02x", i,
+		             mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]) < 0 ||
+		    asprintf(&made[3 * i + 2], "--net-fault:n%d=drop=%s", i, loss) < 0)
 			return 1;
+		for (int k = 0; k < 3; k++)
+			args[n++] = made[3 * i + k];
 	}
 	for (int i = first_option; i < argc; i++)
 		args[n++] = argv[i];
@@ -212,6 +215,10 @@ int main(int argc, char **argv)
 	double t0 = real_seconds();
 	int rc = mk_run(n, args, sim, NULL);
 	double real = real_seconds() - t0;
+	for (int i = 0; i < 3 * n_nodes; i++)
+		free(made[i]);
+	free(made);
+	free(args);
 	if (rc < 0) {
 		fprintf(stderr, "sim-ping: %s\n", mk_strerror(rc));
 		return 1;
