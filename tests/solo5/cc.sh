@@ -85,6 +85,41 @@ if [ -n "$jansson" ]; then
 		gen '{"type": "solo5.manifest", "version": 1, "devices": [{"name": "a", "type": "NET_BASIC"}, {"name": "a", "type": "BLOCK_BASIC"}]}'
 	refused "a device without a type" "device 1 needs a \"name\" and a \"type\"" \
 		gen '{"type": "solo5.manifest", "version": 1, "devices": [{"name": "a"}]}'
+
+	# An unchanged Solo5-style Makefile, which calls plain solo5-elftool: with --bindir first in
+	# PATH, it finds mkhost's, and the program checks its devices against the manifest.
+	mkdir "$tmp/mk"
+	cat >"$tmp/mk/Makefile" <<'MAKE'
+all: app
+manifest.c: manifest.json
+	solo5-elftool gen-manifest manifest.json manifest.c
+%.o: %.c
+	$(CC) -O2 -c $< -o $@
+app: app.o manifest.o
+	$(CC) -z solo5-abi=hvt app.o manifest.o -o app
+MAKE
+	printf '%s\n' '{"type": "solo5.manifest", "version": 1, "devices": [{"name": "service0", "type": "NET_BASIC"}]}' \
+		>"$tmp/mk/manifest.json"
+	cat >"$tmp/mk/app.c" <<'C'
+#include "solo5.h"
+int solo5_app_main(const struct solo5_start_info *si)
+{
+	(void)si;
+	solo5_console_write("app: ran\n", 9);
+	return 0;
+}
+C
+	bindir=$("$cc" --bindir)
+	[ -x "$bindir/solo5-elftool" ] || fail "--bindir ($bindir) holds no solo5-elftool"
+	if ! PATH="$bindir:$PATH" make -s -C "$tmp/mk" CC="$(realpath "$cc")" >"$tmp/out" 2>&1; then
+		fail "a Makefile calling solo5-elftool, with --bindir in PATH: $(cat "$tmp/out")"
+	else
+		refused "the manifest of a Makefile calling solo5-elftool is checked" \
+			"Device 'service0' of type NET_BASIC declared but not attached" "$tmp/mk/app"
+		"$tmp/mk/app" --net:service0=hub:lan >"$tmp/out" 2>&1 ||
+			fail "the device of the manifest given: $(cat "$tmp/out")"
+		grep -qF "app: ran" "$tmp/out" || fail "the program with its manifest did not run: $(cat "$tmp/out")"
+	fi
 else
 	refused "gen-manifest without jansson" "install libjansson-dev" \
 		"$elftool" gen-manifest /dev/null "$tmp/m.c"

@@ -4,6 +4,7 @@
  *   exit N | return N | abort     end that way
  *   smash N    overflow a stack buffer by N bytes: the stack protector stops it
  *   null       write through a NULL pointer;  ud2  execute an invalid instruction
+ *   exec       call into a data buffer (a `ret`, in .data, which is not executable)
  *   dup        make a raw system call, dup(1), as a unikernel must never do
  * Built with -DOWN_SSP it has a __stack_chk_fail of its own, which must be the one called. */
 #include <stdio.h>
@@ -19,6 +20,8 @@ struct record {
 
 static struct record table[8]; /* .bss */
 static int initialised = 42;   /* .data */
+/* an x86-64 `ret`: valid code, so only the page's lack of PROT_EXEC can stop it */
+static unsigned char data_code[16] = {0xc3};
 
 #ifdef OWN_SSP
 void __stack_chk_fail(void);
@@ -113,6 +116,15 @@ int solo5_app_main(const struct solo5_start_info *si)
 	}
 	if (arg_of(cmd, "ud2") != NULL) {
 		__asm__ volatile("ud2");
+		return 0;
+	}
+	if (arg_of(cmd, "exec") != NULL) {
+		void (*volatile fn)(void);
+		/* an object pointer to a function pointer, through memcpy: ISO C has no cast */
+		void *code = data_code;
+		memcpy((void *)&fn, &code, sizeof(code));
+		fn();
+		puts("exec: survived");
 		return 0;
 	}
 	if (arg_of(cmd, "dup") != NULL) {

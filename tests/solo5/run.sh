@@ -126,6 +126,7 @@ block)
 	# sector 3 holds 7 * 3 + 1 = 22, sectors 1 and 2 0xa5 and 0x5a, the last 7 * 127 + 1 = 0x7a
 	bytes=$(od -An -tx1 -j 512 -N 1 "$tmp/disk.img"; od -An -tx1 -j 1024 -N 1 "$tmp/disk.img"
 	        od -An -tx1 -j 1536 -N 1 "$tmp/disk.img"; od -An -tx1 -j 65535 -N 1 "$tmp/disk.img")
+	# shellcheck disable=SC2086,SC2116 # echo joins od's words with single spaces
 	[ "$(echo $bytes)" = "a5 5a 16 7a" ] || fail "the file holds what was written: $(echo $bytes)"
 	truncate -s 65536 "$tmp/big.img"
 	run block --block:storage="$tmp/big.img" --block-sector-size:storage=4096 -- 65536 4096
@@ -185,6 +186,9 @@ console)
 	run console -- null
 	[ "$status" -eq 139 ] || fail "a NULL dereference dies of SIGSEGV (139), not $status ($err)"
 	case $out in *survived*) fail "a NULL dereference went on" ;; esac
+	run console -- exec
+	[ "$status" -eq 139 ] || fail "executing a data page dies of SIGSEGV (139), not $status ($err)"
+	case $out in *survived*) fail "a data page was executed" ;; esac
 	run console -- ud2
 	[ "$status" -eq 132 ] || fail "an invalid instruction dies of SIGILL (132), not $status ($err)"
 	run console -- dup
