@@ -101,17 +101,13 @@ static intptr_t rx_task(void *arg)
 {
 	mk_lwip *l = arg;
 	/* One byte more than the largest frame: the device then knows without a second buffer
-	 * that no frame was cut short. A pool pbuf when that fits in one (lwIP's fixed-size
-	 * buffers), else one from the heap; both are a single piece. */
+	 * that no frame was cut short. A heap pbuf (PBUF_RAM) is one piece of exactly that size;
+	 * a pool pbuf is not: Debian's liblwip was built with smaller pool buffers (616 bytes)
+	 * than its installed lwipopts.h says (PBUF_POOL_BUFSIZE 1520). */
 	u16_t size = (u16_t)(l->cfg.mtu + MK_ETHER_HEADER + 1);
-	pbuf_type type = size <= PBUF_POOL_BUFSIZE ? PBUF_POOL : PBUF_RAM;
 
 	for (;;) {
-		struct pbuf *p = pbuf_alloc(PBUF_RAW, size, type);
-		if (p != NULL && p->next != NULL) {
-			pbuf_free(p);
-			p = pbuf_alloc(PBUF_RAW, size, PBUF_RAM);
-		}
+		struct pbuf *p = pbuf_alloc(PBUF_RAW, size, PBUF_RAM);
 		if (p == NULL) {
 			/* Out of memory: the device keeps the frames meanwhile (and drops what it
 			 * cannot keep, as a NIC's full ring does). */
