@@ -188,6 +188,16 @@ START_TEST(file_with_and_without_keep_alive)
 	                         "http://10.0.1.2/missing"),
 	                 0);
 	ck_assert_str_eq(out, "404\n404\n");
+	ck_assert_int_eq(capture(out, sizeof(out),
+	                         "curl -sS -m 10 -X POST -o /dev/null -w '%%{http_code}' "
+	                         "http://10.0.1.2/"),
+	                 0);
+	ck_assert_str_eq(out, "405");
+	/* Headers longer than 8 KiB: the connection is closed without an answer. */
+	int st = capture(out, sizeof(out),
+	                 "curl -s -m 10 -H \"X-Long: $(head -c 9000 /dev/zero | tr '\\0' x)\" "
+	                 "-o /dev/null -w '%%{http_code}' http://10.0.1.2/");
+	ck_assert_msg(st == 52 && strcmp(out, "000") == 0, "%d %s", st, out);
 }
 END_TEST
 
