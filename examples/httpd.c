@@ -35,7 +35,7 @@
 #include "mkhost.h"
 
 #define PORT        80
-#define REQUEST_MAX 8192     /* bytes of request line and headers */
+#define REQUEST_MAX 8192 /* bytes of request line and headers */
 #define FILE_MAX    (64 << 20)
 
 /* What is served: one body for every path, or the files of a directory. */
@@ -220,8 +220,7 @@ static void serve(struct conn *c)
 		static const char *reasons[] = {[400 - 400] = "Bad Request",
 		                                [404 - 400] = "Not Found",
 		                                [405 - 400] = "Method Not Allowed"};
-		data = (char *)(status == 500 ? "Internal Server Error\n"
-		                              : reasons[status - 400]);
+		data = (char *)(status == 500 ? "Internal Server Error\n" : reasons[status - 400]);
 		len = strlen(data);
 	}
 	requests++;
@@ -236,8 +235,8 @@ static void serve(struct conn *c)
 	    status, status == 200 ? "OK" : "Error", len, content_type(path),
 	    c->keep_alive ? "keep-alive" : "close");
 	bool head_only = status == 200 && strcmp(method, "HEAD") == 0;
-	c->out[1] = (struct piece){
-	    .data = data, .len = head_only ? 0 : len, .copy = owned, .owned = owned};
+	c->out[1] =
+	    (struct piece){.data = data, .len = head_only ? 0 : len, .copy = owned, .owned = owned};
 
 	size_t used = (size_t)(end + 4 - c->in);
 	memmove(c->in, c->in + used, c->inlen - used);
@@ -340,8 +339,8 @@ static int serve_main(int argc, char **argv, void *arg)
 	char addr[32] = "";
 	mk_lwip_ipv4(lw, addr, sizeof(addr));
 	if (err != 0) {
-		fprintf(stderr, "httpd: %s\n", *mk_lwip_last_error() ? mk_lwip_last_error()
-		                                                     : mk_strerror(err));
+		fprintf(stderr, "httpd: %s\n",
+		        *mk_lwip_last_error() ? mk_lwip_last_error() : mk_strerror(err));
 	} else {
 		tcp_accept(listener, on_accept);
 		const uint8_t *m = cfg.mac;

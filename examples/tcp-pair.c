@@ -203,8 +203,8 @@ static int pair_main(int argc, char **argv, void *arg)
 
 	bool ok = pair.server_done && pair.received.bytes == pair.total &&
 	          pair.received.hash == pair.sent.hash;
-	printf("tcp-pair: %" PRIu64 " of %" PRIu64 " bytes in %" PRIu64 " ms, digest sent %016" PRIx64
-	       " received %016" PRIx64 ": %s\n",
+	printf("tcp-pair: %" PRIu64 " of %" PRIu64 " bytes in %" PRIu64
+	       " ms, digest sent %016" PRIx64 " received %016" PRIx64 ": %s\n",
 	       pair.received.bytes, pair.total, ms, pair.sent.hash, pair.received.hash,
 	       ok ? "ok" : (err == -ETIMEDOUT ? "TIMED OUT" : "MISMATCH"));
 	print_faults(client_net);

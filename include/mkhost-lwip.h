@@ -39,15 +39,15 @@ typedef struct mk_lwip mk_lwip;
 /* Counters of one attached device; the timer and TIME_WAIT ones are the process's, as lwIP's
  * timers and connections are. */
 struct mk_lwip_stats {
-	uint64_t rx_frames;    /* frames handed to lwIP */
-	uint64_t rx_filtered;  /* frames for another MAC address, dropped as a NIC would */
-	uint64_t rx_nomem;     /* frames lost because no pbuf could be allocated */
-	uint64_t tx_frames;    /* frames lwIP sent */
-	uint64_t tx_chains;    /* of which were pbuf chains, copied into one frame */
-	uint64_t tx_errors;    /* frames the device refused (too long, or the kernel's drop) */
+	uint64_t rx_frames;     /* frames handed to lwIP */
+	uint64_t rx_filtered;   /* frames for another MAC address, dropped as a NIC would */
+	uint64_t rx_nomem;      /* frames lost because no pbuf could be allocated */
+	uint64_t tx_frames;     /* frames lwIP sent */
+	uint64_t tx_chains;     /* of which were pbuf chains, copied into one frame */
+	uint64_t tx_errors;     /* frames the device refused (too long, or the kernel's drop) */
 	uint64_t timer_wakeups; /* times the timer task woke up, for a deadline or a signal */
-	uint64_t tw_replaced;  /* TIME_WAIT connections replaced by a newer SYN */
-	uint64_t tw_dropped;   /* TIME_WAIT connections dropped, oldest first, to stay in the limit */
+	uint64_t tw_replaced;   /* TIME_WAIT connections replaced by a newer SYN */
+	uint64_t tw_dropped;    /* TIME_WAIT connections dropped, oldest first, beyond the limit */
 };
 
 /* Attach an lwIP netif to (net), whose configuration mk_net_connect() stored in (*cfg): the

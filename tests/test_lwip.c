@@ -4,7 +4,7 @@
  *   fetches a page and a file, with and without keep-alive; ab makes 20,000 connections without
  *   keep-alive (the TIME_WAIT reuse of Linux clients) and none may fail;
  * - httpd on slirp with hostfwd, as nobody, with an address from slirp's DHCP (10.0.2.15);
- * - tcp-pair on a hub: LAN, clean (16 MiB) and under --net-fault, its capture read back with tshark;
+ * - tcp-pair on a hub: LAN, clean (16 MiB) and under --net-fault, its capture read by tshark;
  * - an idle stack makes no wake-up at all.
  * Network safety: every frame stays in the namespace (the TAPs, slirp's loopback, the hub).
  */
@@ -168,9 +168,9 @@ START_TEST(file_with_and_without_keep_alive)
 	                         www, www),
 	                 0);
 	ck_assert_str_eq(out, "200 1\n200 0\n");
-	ck_assert_int_eq(mkt_sh("cmp -s %s/big.bin %s/got1 && cmp -s %s/index.html %s/got2", www,
-	                        www, www, www),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_sh("cmp -s %s/big.bin %s/got1 && cmp -s %s/index.html %s/got2", www, www, www, www),
+	    0);
 	ck_assert_int_eq(capture(out, sizeof(out),
 	                         "curl -sS -m 10 -H 'Connection: close' -o %s/got3 -o %s/got4 "
 	                         "-w '%%{http_code} %%{num_connects}\\n' http://10.0.1.2/big.bin "
@@ -178,9 +178,9 @@ START_TEST(file_with_and_without_keep_alive)
 	                         www, www),
 	                 0);
 	ck_assert_str_eq(out, "200 1\n200 1\n");
-	ck_assert_int_eq(mkt_sh("cmp -s %s/big.bin %s/got3 && cmp -s %s/big.bin %s/got4", www, www,
-	                        www, www),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_sh("cmp -s %s/big.bin %s/got3 && cmp -s %s/big.bin %s/got4", www, www, www, www),
+	    0);
 	/* Nothing outside the directory, nothing that is not there. */
 	ck_assert_int_eq(capture(out, sizeof(out),
 	                         "curl -sS -m 10 --path-as-is -o /dev/null -o /dev/null -w "
@@ -207,7 +207,8 @@ START_TEST(ab_20000_without_keep_alive)
 {
 	static char out[16384];
 
-	int st = capture(out, sizeof(out), "timeout 40 ab -q -s 5 -n 20000 -c 8 http://10.0.0.2/ 2>&1");
+	int st =
+	    capture(out, sizeof(out), "timeout 40 ab -q -s 5 -n 20000 -c 8 http://10.0.0.2/ 2>&1");
 	ck_assert_msg(st == 0, "ab failed (%d):\n%s", st, out);
 	ck_assert_msg(field(out, "Complete requests:") == 20000, "%s", out);
 	ck_assert_msg(field(out, "Failed requests:") == 0, "%s", out);
@@ -237,8 +238,16 @@ START_TEST(slirp_hostfwd_dhcp_as_nobody)
 	struct child c;
 
 	snprintf(dev, sizeof(dev), "--net:service=slirp,hostfwd=tcp:127.0.0.1:%u-:80", port);
-	char *argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-	                "--", HTTPD, dev, "--", "dhcp", NULL};
+	char *argv[] = {"/usr/bin/setpriv",
+	                "--reuid=65534",
+	                "--regid=65534",
+	                "--clear-groups",
+	                "--",
+	                HTTPD,
+	                dev,
+	                "--",
+	                "dhcp",
+	                NULL};
 	ck_assert_int_eq(child_start(&c, argv, line, sizeof(line)), 0);
 	/* slirp's DHCP server hands out 10.0.2.15 first. */
 	ck_assert_msg(strncmp(line, "httpd: http://10.0.2.15:80/ on service", 38) == 0, "%s", line);
@@ -261,7 +270,8 @@ START_TEST(tcp_pair_16mib)
 	static char out[4096];
 
 	ck_assert_int_eq(capture(out, sizeof(out),
-	                         "timeout 30 " TCP_PAIR " --net:client=hub:lan --net:server=hub:lan"),
+	                         "timeout 30 " TCP_PAIR
+	                         " --net:client=hub:lan --net:server=hub:lan"),
 	                 0);
 	ck_assert_msg(strstr(out, "tcp-pair: 16777216 of 16777216 bytes") && strstr(out, ": ok\n"),
 	              "%s", out);
@@ -371,8 +381,9 @@ START_TEST(idle_makes_no_wakeup)
 	mkt_failed[0] = 0;
 	ck_assert_int_eq(mkt_run(idle_main, &r, "--net:a=hub:idle", "--net:b=hub:idle", NULL), 0);
 	ck_assert_msg(mkt_failed[0] == 0, "%s", mkt_failed);
-	fprintf(stderr, "timer wake-ups: %llu in the first second, %llu in 2 s idle, %llu in the "
-	                "0.5 s after a connect\n",
+	fprintf(stderr,
+	        "timer wake-ups: %llu in the first second, %llu in 2 s idle, %llu in the "
+	        "0.5 s after a connect\n",
 	        (unsigned long long)r.busy_wakeups, (unsigned long long)r.idle_wakeups,
 	        (unsigned long long)r.after_wakeups);
 	ck_assert_uint_ge(r.busy_wakeups, 5);
@@ -447,7 +458,8 @@ static int start_httpd(struct child *c, const char *tap, const char *host, const
 		fprintf(stderr, "FAIL: cannot set up %s\n", tap);
 		return -1;
 	}
-	if (child_start(c, argv, line, sizeof(line)) != 0 || strstr(line, "httpd: http://") == NULL) {
+	if (child_start(c, argv, line, sizeof(line)) != 0 ||
+	    strstr(line, "httpd: http://") == NULL) {
 		fprintf(stderr, "FAIL: httpd on %s did not start; it said '%s'\n", tap, line);
 		return -1;
 	}
@@ -500,8 +512,9 @@ int main(void)
 	failed += stop_httpd(&page_server, "httpd on tap0", tail, sizeof(tail));
 	if (field(tail, "httpd: ") >= 20000 &&
 	    (field(tail, "TIME_WAIT replaced ") <= 0 || field(tail, "dropped ") <= 0)) {
-		fprintf(stderr, "FAIL: after 20,000 connections no TIME_WAIT entry was replaced or "
-		                "none dropped: %s",
+		fprintf(stderr,
+		        "FAIL: after 20,000 connections no TIME_WAIT entry was replaced or "
+		        "none dropped: %s",
 		        tail);
 		failed++;
 	}

@@ -207,8 +207,9 @@ int mk_lwip_dhcp(mk_lwip *l, uint64_t deadline)
 		return lw_fail(-EPERM, "mk_lwip_dhcp suspends: call it from a task of the thread "
 		                       "that attached the device");
 	if (l->dhcp.active)
-		return lw_fail(-EALREADY, "mk_lwip_dhcp: another task is already asking for an "
-		                          "address on device %s",
+		return lw_fail(-EALREADY,
+		               "mk_lwip_dhcp: another task is already asking for an "
+		               "address on device %s",
 		               mk_net_name(l->net));
 	uint64_t now = mk_clock_monotonic();
 	l->dhcp.xid = (uint32_t)(now ^ (now >> 32)) ^ (uint32_t)l->cfg.mac[5] << 24;
@@ -232,8 +233,9 @@ int mk_lwip_dhcp(mk_lwip *l, uint64_t deadline)
 		               "a server such as dnsmasq on the host side)?",
 		               mk_net_name(l->net));
 	if (err == -EPROTO)
-		return lw_fail(err, "mk_lwip_dhcp: the DHCP server on device %s refused (NAK) the "
-		                    "address it offered, %d times",
+		return lw_fail(err,
+		               "mk_lwip_dhcp: the DHCP server on device %s refused (NAK) the "
+		               "address it offered, %d times",
 		               mk_net_name(l->net), NAK_MAX);
 	if (err != 0)
 		return lw_fail(err, "mk_lwip_dhcp on device %s: %s", mk_net_name(l->net),

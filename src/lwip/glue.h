@@ -14,13 +14,13 @@
 
 /* What mk_lwip_dhcp waits for: the server's answer, filled in by the receive task. */
 struct lw_dhcp {
-	bool active;   /* a task is asking: the receive task hands DHCP replies to it */
-	uint32_t xid;  /* the transaction of the request in flight */
-	int want;      /* the message type waited for (OFFER, then ACK) */
-	bool got;      /* a reply of that type has arrived (or a NAK: nak is set) */
+	bool active;  /* a task is asking: the receive task hands DHCP replies to it */
+	uint32_t xid; /* the transaction of the request in flight */
+	int want;     /* the message type waited for (OFFER, then ACK) */
+	bool got;     /* a reply of that type has arrived (or a NAK: nak is set) */
 	bool nak;
 	uint32_t yiaddr, server, netmask, router; /* network byte order */
-	mk_cond *cond; /* signalled when a reply arrives */
+	mk_cond *cond;                            /* signalled when a reply arrives */
 };
 
 struct mk_lwip {
@@ -33,9 +33,9 @@ struct mk_lwip {
 };
 
 /* The process's lwIP, with its timer task (timers.c). */
-int lw_core_take(void);     /* first attach: lwip_init once, the timer task; -EBUSY, -ENOMEM */
-int lw_core_release(void);  /* last detach: stop the timer task (suspends) */
-bool lw_core_owned(void);   /* lwIP is taken by this thread */
+int lw_core_take(void);       /* first attach: lwip_init once, the timer task; -EBUSY, -ENOMEM */
+int lw_core_release(void);    /* last detach: stop the timer task (suspends) */
+bool lw_core_owned(void);     /* lwIP is taken by this thread */
 void lw_timers_changed(void); /* after lwIP ran: wake the timer task if it waits too long */
 void lw_core_stats(struct mk_lwip_stats *out);
 

@@ -28,19 +28,19 @@
 #include "lwip/timeouts.h"
 #include "glue.h"
 
-#define LW_GRACE     (6000 * LW_MS) /* activity keeps the timers running this long */
-#define LW_ARP_MAXAGE 300           /* lwIP's ARP_MAXAGE: ticks (seconds) of a stable entry */
+#define LW_GRACE      (6000 * LW_MS) /* activity keeps the timers running this long */
+#define LW_ARP_MAXAGE 300            /* lwIP's ARP_MAXAGE: ticks (seconds) of a stable entry */
 
 static pthread_mutex_t core_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct {
-	int users;      /* attached netifs */
-	pthread_t owner; /* the thread that uses lwIP while users > 0 */
+	int users;        /* attached netifs */
+	pthread_t owner;  /* the thread that uses lwIP while users > 0 */
 	bool initialised; /* lwip_init() has run: once per process, as lwIP's state is global */
 	mk_task *task;
 	mk_cond *cond;
-	bool running;        /* the timer task runs (or has not started yet): no need to wake it */
-	uint64_t deadline;   /* when it wakes by itself (MK_FOREVER: parked or no timeout) */
+	bool running;      /* the timer task runs (or has not started yet): no need to wake it */
+	uint64_t deadline; /* when it wakes by itself (MK_FOREVER: parked or no timeout) */
 	uint64_t parked_since; /* 0 when not parked */
 	uint64_t last_activity;
 	uint64_t wakeups;
@@ -124,9 +124,10 @@ int lw_core_take(void)
 		if (pthread_equal(core.owner, pthread_self()))
 			core.users++;
 		else
-			err = lw_fail(-EBUSY, "mk_lwip_attach: lwIP is in use by another thread of "
-			                      "this process; lwIP has one state per process, so all "
-			                      "its netifs must be on one thread");
+			err =
+			    lw_fail(-EBUSY, "mk_lwip_attach: lwIP is in use by another thread of "
+			                    "this process; lwIP has one state per process, so all "
+			                    "its netifs must be on one thread");
 		pthread_mutex_unlock(&core_lock);
 		return err;
 	}

@@ -74,7 +74,8 @@ void lw_tw_before_input(const uint8_t *f, size_t len)
 
 	for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next) {
 		if (pcb->local_port != dport || pcb->remote_port != sport ||
-		    !IP_IS_V4_VAL(pcb->remote_ip) || ip4_addr_get_u32(ip_2_ip4(&pcb->remote_ip)) != src ||
+		    !IP_IS_V4_VAL(pcb->remote_ip) ||
+		    ip4_addr_get_u32(ip_2_ip4(&pcb->remote_ip)) != src ||
 		    ip4_addr_get_u32(ip_2_ip4(&pcb->local_ip)) != dst)
 			continue;
 		if (TCP_SEQ_GT(seq, pcb->rcv_nxt)) {
