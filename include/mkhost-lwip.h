@@ -111,8 +111,9 @@ MK_EXPORT int mk_lwip_ipv4(const mk_lwip *l, char *buf, size_t size);
 MK_EXPORT int mk_lwip_wake(void);
 
 /* Bound the number of connections in TIME_WAIT to (max) (1 to 1048576), as Linux's
- * net.ipv4.tcp_max_tw_buckets: beyond it the oldest are dropped. Default 4096. Applies to the
- * whole process, as lwIP's connection lists do.
+ * net.ipv4.tcp_max_tw_buckets: beyond it the oldest are dropped (in batches: the list may hold
+ * up to max / 16 more between two cuts). Default 4096. Applies to the whole process, as lwIP's
+ * connection lists do.
  * Returns 0; -EINVAL if (max) is out of range. Callable from anywhere, before or during mk_run. */
 MK_EXPORT int mk_lwip_set_time_wait_max(unsigned max);
 

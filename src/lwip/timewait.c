@@ -16,7 +16,8 @@
  * thousands of entries, and those walks become most of the work. Replacing on SYN does not bound
  * them (clients rarely reuse a port that soon); the bound alone does not stop the stall (the
  * reused port may well be among the entries kept). lw_tw_after_input drops the oldest entries
- * beyond the limit; lwIP adds an entry at the head of the list, so the oldest is at its tail.
+ * beyond the limit (allowing 1/16 more between two cuts); lwIP adds an entry at the head of the
+ * list, so the oldest are at its tail.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -98,13 +99,15 @@ void lw_tw_after_input(void)
 	if (tcp_tw_pcbs == tw_head)
 		return;
 	/* A segment moves at most one connection into TIME_WAIT; entries that expired meanwhile
-	 * make the bound too high, and the walk below corrects it. */
+	 * make the bound too high, and the walk below corrects it. The list is cut in batches
+	 * (at 1/16 above the limit, back to the limit), so that a server at the limit walks it
+	 * once every few hundred connections rather than for each. */
 	tw_head = tcp_tw_pcbs;
 	if (tw_head == NULL) {
 		tw_bound = 0;
 		return;
 	}
-	if (++tw_bound <= tw_max)
+	if (++tw_bound <= tw_max + tw_max / 16)
 		return;
 	unsigned n = 0;
 	struct tcp_pcb *last_kept = NULL;
@@ -112,8 +115,19 @@ void lw_tw_after_input(void)
 		if (++n == tw_max)
 			last_kept = pcb;
 	tw_bound = n;
-	while (last_kept != NULL && last_kept->next != NULL) {
-		tcp_abort(last_kept->next);
+	if (last_kept == NULL)
+		return;
+	/* Unlink the oldest at once and free them as tcp_abort frees an entry in TIME_WAIT
+	 * (tcp_pcb_remove, then tcp_free), without its walk from the head for each: an entry in
+	 * TIME_WAIT holds no segment, and no callback of the program. */
+	struct tcp_pcb *pcb = last_kept->next;
+	last_kept->next = NULL;
+	while (pcb != NULL) {
+		struct tcp_pcb *next = pcb->next;
+		pcb->state = CLOSED;
+		pcb->local_port = 0;
+		tcp_free(pcb);
+		pcb = next;
 		lw_tw_dropped++;
 		tw_bound--;
 	}
