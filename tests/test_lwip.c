@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lwip/tcp.h"
+#include "lwip/udp.h"
 #include "mkhost-lwip.h"
 #include "mkhost.h"
 #include "testlib.h"
@@ -392,6 +393,80 @@ START_TEST(idle_makes_no_wakeup)
 }
 END_TEST
 
+/* ---- a pbuf chain goes out as one frame ------------------------------------------------- */
+
+struct chain_result {
+	char got[64];
+	uint64_t chains, frames;
+};
+
+static void chain_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr,
+                       u16_t port)
+{
+	struct chain_result *r = arg;
+
+	pbuf_copy_partial(p, r->got, sizeof(r->got) - 1, 0);
+	pbuf_free(p);
+}
+
+static int chain_main(int argc, char **argv, void *arg)
+{
+	struct chain_result *r = arg;
+	mk_net *a_net, *b_net;
+	struct mk_net_config a_cfg, b_cfg;
+	mk_lwip *a, *b;
+
+	CHECK_INT(mk_net_connect("a", &a_net, &a_cfg), ==, 0);
+	CHECK_INT(mk_net_connect("b", &b_net, &b_cfg), ==, 0);
+	CHECK_INT(mk_lwip_attach(a_net, &a_cfg, &a), ==, 0);
+	CHECK_INT(mk_lwip_attach(b_net, &b_cfg, &b), ==, 0);
+	if (mkt_failed[0])
+		return 1;
+	mk_lwip_set_ipv4(a, "10.8.0.1/24", NULL);
+	mk_lwip_set_ipv4(b, "10.8.0.2/24", NULL);
+	struct udp_pcb *rx = udp_new(), *tx = udp_new();
+	ip_addr_t dst;
+	IP_ADDR4(&dst, 10, 8, 0, 2);
+	udp_bind(rx, IP4_ADDR_ANY, 9000);
+	udp_recv(rx, chain_recv, r);
+	udp_bind_netif(tx, mk_lwip_netif(a));
+
+	/* Two pieces: the first with room for the headers, the second plain memory. */
+	struct pbuf *head = pbuf_alloc(PBUF_TRANSPORT, 6, PBUF_RAM);
+	struct pbuf *tail = pbuf_alloc(PBUF_RAW, 7, PBUF_RAM);
+	memcpy(head->payload, "chain ", 6);
+	memcpy(tail->payload, "of two", 7);
+	pbuf_cat(head, tail);
+	/* The first send waits for ARP; lwIP queues it and sends it once the answer is in. */
+	CHECK_INT(udp_sendto_if(tx, head, &dst, 9000, mk_lwip_netif(a)), ==, ERR_OK);
+	pbuf_free(head);
+	for (int i = 0; i < 100 && r->got[0] == 0; i++)
+		mk_sleep(NS / 100);
+	struct mk_lwip_stats st;
+	mk_lwip_stats(a, &st);
+	r->chains = st.tx_chains;
+	r->frames = st.tx_frames;
+	udp_remove(rx);
+	udp_remove(tx);
+	CHECK_INT(mk_lwip_detach(a), ==, 0);
+	CHECK_INT(mk_lwip_detach(b), ==, 0);
+	return 0;
+}
+
+START_TEST(chain_sent_as_one_frame)
+{
+	struct chain_result r = {{0}, 0, 0};
+
+	mkt_failed[0] = 0;
+	ck_assert_int_eq(mkt_run(chain_main, &r, "--net:a=hub:chain", "--net:b=hub:chain", NULL),
+	                 0);
+	ck_assert_msg(mkt_failed[0] == 0, "%s", mkt_failed);
+	ck_assert_str_eq(r.got, "chain of two");
+	ck_assert_uint_ge(r.chains, 1);
+	ck_assert_uint_ge(r.frames, 2); /* the ARP request, then the datagram */
+}
+END_TEST
+
 /* ---- the API's refusals ----------------------------------------------------------------- */
 
 static int bad_input_main(int argc, char **argv, void *arg)
@@ -503,6 +578,7 @@ int main(void)
 	tcase_add_test(tc, tcp_pair_16mib);
 	tcase_add_loop_test(tc, tcp_pair_under_faults, 0, 2);
 	tcase_add_test(tc, idle_makes_no_wakeup);
+	tcase_add_test(tc, chain_sent_as_one_frame);
 	tcase_add_test(tc, bad_input_refused);
 	suite_add_tcase(s, tc);
 	int failed = mkt_run_suite(s, false);
