@@ -72,21 +72,27 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
-static void conn_close(struct conn *c)
+/* Close and free (c). ERR_ABRT when the connection had to be reset instead (no memory for the
+ * FIN): a callback must then return ERR_ABRT to lwIP, as the pcb is gone. */
+static err_t conn_close(struct conn *c)
 {
-	tcp_arg(c->pcb, NULL);
-	tcp_recv(c->pcb, NULL);
-	tcp_sent(c->pcb, NULL);
-	tcp_err(c->pcb, NULL);
-	if (tcp_close(c->pcb) != ERR_OK)
-		tcp_abort(c->pcb); /* no memory for the FIN: reset instead */
+	struct tcp_pcb *pcb = c->pcb;
+
 	conn_free(c);
+	tcp_arg(pcb, NULL);
+	tcp_recv(pcb, NULL);
+	tcp_sent(pcb, NULL);
+	tcp_err(pcb, NULL);
+	if (tcp_close(pcb) == ERR_OK)
+		return ERR_OK;
+	tcp_abort(pcb);
+	return ERR_ABRT;
 }
 
-static void serve(struct conn *c);
+static err_t serve(struct conn *c);
 
 /* Write what lwIP's send buffer takes now; the rest when on_sent says there is room. */
-static void send_more(struct conn *c)
+static err_t send_more(struct conn *c)
 {
 	while (c->next < c->pieces) {
 		struct piece *p = &c->out[c->next];
@@ -110,12 +116,11 @@ static void send_more(struct conn *c)
 	}
 	tcp_output(c->pcb);
 	if (c->next < c->pieces)
-		return;
+		return ERR_OK;
 	c->pieces = c->next = 0;
 	if (!c->keep_alive || c->peer_closed)
-		conn_close(c);
-	else
-		serve(c); /* a pipelined request may be waiting */
+		return conn_close(c);
+	return serve(c); /* a pipelined request may be waiting */
 }
 
 static const char *content_type(const char *path)
@@ -181,18 +186,17 @@ static bool header_has(const char *headers, const char *name, const char *value)
 }
 
 /* Answer the first complete request in c->in, if any and if no response is being sent. */
-static void serve(struct conn *c)
+static err_t serve(struct conn *c)
 {
 	if (c->pieces > 0)
-		return;
+		return ERR_OK;
 	c->in[c->inlen] = 0;
 	char *end = strstr(c->in, "\r\n\r\n");
 	if (end == NULL) {
-		if (c->inlen == REQUEST_MAX - 1)
-			conn_close(c); /* headers too long, and no room to say so politely */
-		else if (c->peer_closed)
-			conn_close(c);
-		return;
+		/* Headers too long (no room to say so politely), or a request cut by the close. */
+		if (c->inlen == REQUEST_MAX - 1 || c->peer_closed)
+			return conn_close(c);
+		return ERR_OK;
 	}
 	*end = 0;
 	char method[8], path[1024], version[16];
@@ -241,7 +245,7 @@ static void serve(struct conn *c)
 	size_t used = (size_t)(end + 4 - c->in);
 	memmove(c->in, c->in + used, c->inlen - used);
 	c->inlen -= used;
-	send_more(c);
+	return send_more(c);
 }
 
 static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
@@ -250,26 +254,21 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 
 	if (p == NULL) { /* the client closed its side */
 		c->peer_closed = true;
-		if (c->pieces == 0)
-			conn_close(c);
-		return ERR_OK;
+		return c->pieces == 0 ? conn_close(c) : ERR_OK;
 	}
 	size_t room = REQUEST_MAX - 1 - c->inlen, n = p->tot_len < room ? p->tot_len : room;
 	pbuf_copy_partial(p, c->in + c->inlen, (u16_t)n, 0);
 	c->inlen += n;
 	tcp_recved(pcb, p->tot_len);
 	pbuf_free(p);
-	serve(c);
-	return ERR_OK;
+	return serve(c);
 }
 
 static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 {
 	struct conn *c = arg;
 
-	if (c->pieces > 0)
-		send_more(c);
-	return ERR_OK;
+	return c->pieces > 0 ? send_more(c) : ERR_OK;
 }
 
 static void on_err(void *arg, err_t err)
