@@ -137,6 +137,23 @@ static int find(struct store *st, const char *key, uint64_t *found, bool *presen
 	return 0;
 }
 
+/* Say why writing a record failed. -ENOSPC here comes from the file system that holds the image:
+ * a write into a sparse image needs space there (the store's own fullness is find's -ENOSPC). */
+static void write_failed(const char *cmd, const char *key, int err)
+{
+	if (err == -ENOSPC)
+		fprintf(stderr,
+		        "kv-store: %s %s: the file system that holds the image is full (the block "
+		        "write failed: %s); free space on it (an image made with fallocate -l "
+		        "rather than truncate -s takes its space up front)\n",
+		        cmd, key, mk_strerror(err));
+	else if (err == -EROFS)
+		fprintf(stderr, "kv-store: %s %s: %s\n", cmd, key,
+		        mk_last_error()); /* which file, and how to fix it */
+	else
+		fprintf(stderr, "kv-store: %s %s: %s\n", cmd, key, mk_strerror(err));
+}
+
 /* Write a record into slot (i) and make it durable. */
 static int put(struct store *st, uint64_t i, uint8_t state, const char *key, const char *value)
 {
@@ -166,13 +183,18 @@ static int cmd_set(struct store *st, const char *key, const char *value)
 		return 1;
 	}
 	err = find(st, key, &slot, &present);
-	if (err == 0)
-		err = put(st, slot, LIVE, key, value);
+	if (err == -ENOSPC) {
+		fprintf(stderr,
+		        "kv-store: set %s: the store is full (every one of its %llu slots holds a "
+		        "key); delete a key, or start a larger image\n",
+		        key, (unsigned long long)st->slots);
+		return 1;
+	}
+	if (err != 0)
+		return 1; /* find said why */
+	err = put(st, slot, LIVE, key, value);
 	if (err != 0) {
-		fprintf(stderr, "kv-store: set %s: %s\n", key,
-		        err == -ENOSPC  ? "the store is full"
-		        : err == -EROFS ? mk_last_error() /* which file, and how to fix it */
-		                        : mk_strerror(err));
+		write_failed("set", key, err);
 		return 1;
 	}
 	printf("ok\n");
@@ -210,7 +232,7 @@ static int cmd_del(struct store *st, const char *key)
 	}
 	err = put(st, slot, DELETED, "", "");
 	if (err != 0) {
-		fprintf(stderr, "kv-store: del %s: %s\n", key, mk_strerror(err));
+		write_failed("del", key, err);
 		return 1;
 	}
 	printf("ok\n");

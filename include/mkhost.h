@@ -71,11 +71,20 @@ enum mk_backend {
 	MK_BACKEND_EPOLL,    /* epoll only */
 };
 
+enum mk_clock {
+	MK_CLOCK_REAL = 0, /* the kernel's clocks */
+	MK_CLOCK_VIRTUAL,  /* a simulated clock: see mk_config.clock */
+};
+
 /* Settings for mk_run_config(). Zero means "the default" in every field. */
 /* Every field can also be given on the command line, which wins over what the program set here
  * (and over MKHOST_BACKEND): --stack-size=SIZE (bytes, or with K or M: 16K to 1024M),
- * --backend=io_uring|epoll|auto, --busy-poll=US (0 to 1000000). mk_run takes them out of argv
+ * --backend=io_uring|epoll|auto, --busy-poll=US (0 to 1000000), --clock=real|virtual,
+ * --seed=S (0 to 2^64 - 1). mk_run takes them out of argv
  * and refuses a bad value with -EINVAL and a sentence, before (main) runs. */
+/* mk_run_config() refuses a field out of range with -EINVAL and a sentence naming it, before
+ * (main) runs: a backend that is not one of the enum's, a stack size under 16 KiB or over 1 GiB,
+ * a busy-poll time over 1,000,000 us. */
 struct mk_config {
 	size_t stack_size; /* usable bytes of a task stack, rounded up to pages; default 256 KiB */
 	enum mk_backend backend; /* default MK_BACKEND_AUTO; the environment variable
@@ -84,6 +93,18 @@ struct mk_config {
 	                            yielding the CPU between polls, while recent waits were about
 	                            that short (adaptive); default 0 (off). See README,
 	                            "Performance", for what it costs and gains */
+	/* MK_CLOCK_VIRTUAL (--clock=virtual): every clock, sleep, timed wait, hub latency, fault
+	 * delay and capture timestamp follows a simulated clock that starts at 0 (monotonic) and at
+	 * 2000-01-01T00:00:00Z (wall). It stands still while any task is runnable; when every task
+	 * waits, it jumps to the earliest deadline at once. Only hub: links may be given (TAP, @FD,
+	 * unix:, slirp and block devices live in real time: mk_run refuses them with -EINVAL,
+	 * before anything is opened), and busy-polling is off. See README, "Deterministic tests". */
+	enum mk_clock clock;
+	/* The seed of what mkhost draws at random: the MACs it makes up and the seeds of
+	 * --net-fault specs without seed=, each mixed with the device's name (--seed=S). With
+	 * MK_CLOCK_VIRTUAL it is always used (0 is a seed like any other), so a run is repeatable;
+	 * with the real clock 0 means "random", as before. */
+	uint64_t seed;
 };
 
 /* Parse the device arguments out of (argc, argv), run (main) as the first task, and return when
@@ -93,7 +114,12 @@ struct mk_config {
  *   --net:NAME=IFACE           a TAP interface, which must exist and be up
  *   --net:NAME=@FD             a TAP descriptor the program inherited already open
  *   --net:NAME=unix:PATH[,mtu=N]  a cable to another program through the Unix socket PATH
- *   --net:NAME=hub:LAN[,mtu=N]    a port of an in-process switch joining the devices on LAN
+ *   --net:NAME=hub:LAN[,mtu=N][,latency=US][,rate=MBIT]  a port of an in-process switch
+ *                              joining the devices on LAN; its frames take US microseconds,
+ *                              and MBIT Mbit/s, to reach the switch
+ *   --net-partition:LAN=FROM-TO:GROUPS  cut hub LAN into GROUPS ("a,b|c") from FROM to TO
+ *                              (times from the start with a unit: us, ms, s, m), then heal it
+ *   --net-down:NAME=FROM-TO    take the link of hub device NAME down from FROM to TO
  *   --net-pcap:NAME=FILE       record every frame received and sent in FILE (pcap)
  *   --net-fault:NAME=SPEC      inject faults both ways: drop=P,dup=P,corrupt=P,reorder=P,
  *                              delay=MS,seed=S (P as 0.1 or 10%; each field once, numbers
@@ -102,7 +128,11 @@ struct mk_config {
  *                              administered, unicast)
  * And the tuning options --busy-poll=US, --stack-size=SIZE, --backend=NAME (see mk_config).
  * They are removed from argv before (main) sees it. Arguments after a "--" are left alone (the
- * "--" itself is removed). "--help" prints the device options on stdout and is passed on to
+ * "--" itself is removed). Before it, an argument that looks like one of these but is not one
+ * (--Sandbox, --sandbox=1, --net=tap0, --blocks:a=b, --busy_poll=5: a different case, '=' for
+ * ':', a value where none is taken, one letter off) is refused with -EINVAL and a sentence
+ * saying what it may have meant: a program that takes such an argument itself gets it after
+ * "--". "--help" prints the device options on stdout and is passed on to
  * (main) so it can print its own.
  *
  * When (main) returns, the tasks still alive are cancelled (see mk_task_cancel) and run until they
@@ -278,6 +308,10 @@ struct mk_net_stats {
 	/* Faults injected by --net-fault on frames received and on frames sent. Sent frames that
 	 * are dropped still count in tx_frames: the wire lost them, not the kernel. */
 	struct mk_net_fault_stats fault_rx, fault_tx;
+	/* hub: links only. Frames this device sent that a partition, or the far port's link being
+	 * down, lost on the way; and the changes this device saw (partition, heal, its link down
+	 * or up: see mk_hub_partition and mk_net_set_link). */
+	uint64_t cut_drops, link_events;
 };
 
 /* Acquire the net device (name) given on the command line as --net:NAME=... and store it in
@@ -376,6 +410,31 @@ MK_EXPORT int mk_net_stats(const mk_net *net, struct mk_net_stats *out);
  * or from another thread. */
 MK_EXPORT const char *mk_net_name(const mk_net *net);
 
+/* ---- The in-process switch (hub: links): partitions and links, for simulated networks ---- */
+
+/* Cut the hub LAN (lan) into groups: (groups) names its devices, groups separated by '|' and
+ * devices within one by ',', e.g. "a,b|c". Frames between two groups are lost from now on
+ * (counted in the sender's cut_drops); the devices of (lan) not named form one more group. A
+ * second call replaces the first. Each device of the LAN counts it in link_events and its
+ * capture, if any, gets a note frame (see README, "Deterministic tests").
+ * Does not suspend; callable from a hook.
+ * Returns 0; -ENOENT if no connected device of this mk_run is on (lan); -EINVAL if an argument is
+ * NULL, a group is empty, or a name is not a connected device of (lan) or is named twice, with a
+ * sentence; -EPERM outside mk_run or from another thread. */
+MK_EXPORT int mk_hub_partition(const char *lan, const char *groups);
+
+/* Join every device of the hub LAN (lan) again. Returns as mk_hub_partition(). */
+MK_EXPORT int mk_hub_heal(const char *lan);
+
+/* Take the link of (net), a hub: device, down (up = 0) or up again (up = 1), as unplugging its
+ * cable would: while down, its writes are refused (return 0, counted in tx_drops, as a TAP
+ * whose link is down) and frames sent to it are lost (counted in the sender's cut_drops); frames
+ * already queued for it stay. Counted in link_events and noted in its capture when it changes.
+ * Does not suspend; callable from a hook.
+ * Returns 0; -EINVAL if (net) is NULL, not a hub: device, or (up) is neither 0 nor 1; -EPERM
+ * outside the mk_run that connected (net) or from another thread. */
+MK_EXPORT int mk_net_set_link(mk_net *net, int up);
+
 /* ======================================================================================== */
 /*  Block devices (Mkernel.Block)                                                           */
 /* ======================================================================================== */
@@ -386,8 +445,12 @@ MK_EXPORT const char *mk_net_name(const mk_net *net);
  * Every read and write moves exactly one sector, at a sector-aligned offset inside the device.
  * A sector is never torn by the program being killed in the middle of a write: afterwards it holds
  * either what it held before or what was written (for sectors up to the page size, 4096 bytes;
- * the kernel copies a larger one page by page). Only mk_block_flush() makes writes durable
- * against a crash of the machine. Reads and writes that are in flight at once, from several
+ * the kernel copies a larger one page by page). Nor is it torn by a full file system: a write
+ * of up to a page gets its space whole or fails with -ENOSPC having written nothing, and for
+ * larger sectors mk_block_connect() allocates the holes of a sparse file (they still read as
+ * zeros), so that no write needs new space on a file system that overwrites in place (ext4, xfs,
+ * tmpfs; not a copy-on-write one). Only mk_block_flush() makes writes durable against a crash of
+ * the machine. Reads and writes that are in flight at once, from several
  * tasks, are not ordered with each other. */
 
 typedef struct mk_block mk_block;
@@ -406,7 +469,10 @@ struct mk_block_stats {
  * for a program that was just killed with I/O in flight).
  * Returns 0, or one of these, with a sentence in mk_last_error():
  *   -EINVAL   (name) or (out) is NULL; the file is empty, its size is not a multiple of the
- *             sector size, or it is neither a regular file nor a block device;
+ *             sector size, or it is neither a regular file nor a block device (its type is
+ *             looked at first: a terminal, a FIFO or another device is never opened); it is a
+ *             file of the kernel's own file systems (/proc, /sys, ...); it is a block device
+ *             of size 0, such as a loop device with no file attached;
  *   -ENOENT   (name) was not given on the command line;
  *   -EEXIST   (name) was given more than once on the command line;
  *   -EALREADY (name) is already connected;
@@ -414,6 +480,8 @@ struct mk_block_stats {
  *   -EACCES   the file may not even be read;
  *   -EBUSY    another program (or another connect of the same file) has the file locked;
  *   -EPERM    outside mk_run;
+ *   -ENOSPC   the file is sparse, its sectors are larger than a page, and its file system has
+ *             no room for its holes; the file is left as it was;
  *   -EMFILE / -ENFILE / -ENOMEM  out of resources; other open(2) errors as they come. */
 MK_EXPORT int mk_block_connect(const char *name, mk_block **out);
 
@@ -448,7 +516,8 @@ MK_EXPORT int mk_block_atomic_read(mk_block *block, uint64_t src_off, void *dst,
  *   -EROFS   the device is read-only (mk_last_error() names the file and the fix); nothing is
  *            written;
  *   -EPERM   outside mk_run;
- *   -EIO / -ENOSPC / ...  the errors of pwrite(2). */
+ *   -ENOSPC  the file system is full; nothing of the sector was written (see above);
+ *   -EIO / ...  the other errors of pwrite(2). */
 MK_EXPORT int mk_block_atomic_write(mk_block *block, uint64_t dst_off, const void *src,
                                     size_t src_size, size_t src_off);
 

@@ -2,6 +2,7 @@
  * --net-mac:NAME=MAC, --block:NAME=FILE and --block-sector-size:NAME=N. They are taken out of argv;
  * a "--" ends them. A name given twice is kept and reported when the program connects that name (it
  * is the connect that cannot choose). */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,8 +19,9 @@ void mk__args_usage(void)
 	    "  --net:NAME=@FD           use the already-open TAP descriptor FD for NAME\n"
 	    "  --net:NAME=unix:PATH[,mtu=N]  a cable to another program through the Unix\n"
 	    "                           socket PATH (no root needed)\n"
-	    "  --net:NAME=hub:LAN[,mtu=N]  join NAME to the devices of this program on LAN, an\n"
-	    "                           in-process switch\n"
+	    "  --net:NAME=hub:LAN[,mtu=N][,latency=US][,rate=MBIT]  join NAME to the devices\n"
+	    "                           of this program on LAN, an in-process switch; its\n"
+	    "                           frames take US microseconds and MBIT Mbit/s to get there\n"
 	    "  --net:NAME=slirp[,OPTS]  user-mode networking (libslirp): DHCP, the host's\n"
 	    "                           loopback at 10.0.2.2; OPTS: "
 	    "hostfwd=tcp:127.0.0.1:8080-:80,\n"
@@ -28,6 +30,9 @@ void mk__args_usage(void)
 	    "  --net-fault:NAME=SPEC    inject faults on NAME, both ways; SPEC is a list of\n"
 	    "                           drop=P,dup=P,corrupt=P,reorder=P (P: 0.1 or 10%%),\n"
 	    "                           delay=MS, seed=S (the same seed, the same faults)\n"
+	    "  --net-partition:LAN=FROM-TO:GROUPS  cut hub LAN into GROUPS (a,b|c) from FROM\n"
+	    "                           to TO (times from the start: 10s-40s, 500ms-2s, ...)\n"
+	    "  --net-down:NAME=FROM-TO  take the link of hub device NAME down from FROM to TO\n"
 	    "  --net-mac:NAME=MAC       MAC address of NAME (default: random, locally "
 	    "administered)\n"
 	    "  --block:NAME=FILE        block device NAME on FILE (never created or truncated)\n"
@@ -39,6 +44,10 @@ void mk__args_usage(void)
 	    "  --stack-size=SIZE        bytes of each task stack, K or M (16K to 1024M; default\n"
 	    "                           256K, a Solo5 unikernel's 8M)\n"
 	    "  --backend=NAME           the event loop: io_uring, epoll or auto (default auto)\n"
+	    "  --clock=virtual          a simulated clock that jumps to the next deadline when\n"
+	    "                           every task waits (hub: links only); --clock=real\n"
+	    "  --seed=S                 the seed of random MACs and unseeded --net-fault specs\n"
+	    "                           (default: random; 0 with --clock=virtual)\n"
 	    "  --                       the arguments after it go to the program untouched\n"
 	    "environment: MKHOST_BACKEND=io_uring|epoll|auto (--backend wins over it)\n");
 }
@@ -255,6 +264,85 @@ static int set_sector_size(struct mk__args *a, const char *arg, const char *name
 	return 0;
 }
 
+/* "FROM-TO": two times from the start of the run, each a whole number with a unit (us, ms, s
+ * or m; ms when none), FROM before TO. */
+static int parse_interval(const char *arg, const char *v, uint64_t *from, uint64_t *to,
+                          const char **rest)
+{
+	uint64_t *t[2] = {from, to};
+
+	for (int i = 0; i < 2; i++) {
+		char *end;
+		if (*v < '0' || *v > '9')
+			break;
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		uint64_t unit = 1000000; /* ms */
+		if (strncmp(end, "us", 2) == 0)
+			unit = 1000, end += 2;
+		else if (strncmp(end, "ms", 2) == 0)
+			end += 2;
+		else if (*end == 's')
+			unit = 1000000000, end += 1;
+		else if (*end == 'm')
+			unit = 60000000000ULL, end += 1;
+		if (errno != 0 || n > UINT64_MAX / unit || *end != (i == 0 ? '-' : *end))
+			break;
+		*t[i] = (uint64_t)n * unit;
+		v = end + (i == 0);
+		if (i == 1) {
+			if (*from >= *to)
+				break;
+			*rest = v;
+			return 0;
+		}
+	}
+	return mk__fail(-EINVAL,
+	                "'%s': write the interval as FROM-TO, two times from the start with a unit "
+	                "(us, ms, s or m), FROM before TO, e.g. 10s-40s",
+	                arg);
+}
+
+static int add_change(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                      const char *value, bool down)
+{
+	struct mk__change c = {.down = down};
+	const char *rest = "";
+	int err = parse_interval(arg, value, &c.from_ns, &c.to_ns, &rest);
+
+	if (err != 0)
+		return err;
+	if (down ? *rest != '\0' : (*rest != ':' || rest[1] == '\0'))
+		return mk__fail(-EINVAL, "'%s': expected %s", arg,
+		                down ? "--net-down:NAME=FROM-TO"
+		                     : "--net-partition:LAN=FROM-TO:GROUPS, GROUPS as a,b|c");
+	struct mk__change *list = realloc(a->changes, (a->n_changes + 1) * sizeof(*list));
+	if (list == NULL)
+		return -ENOMEM;
+	a->changes = list;
+	c.target = strndup(name, nlen);
+	c.groups = down ? NULL : strdup(rest + 1);
+	if (c.target == NULL || (!down && c.groups == NULL)) {
+		free(c.target);
+		free(c.groups);
+		return -ENOMEM;
+	}
+	a->changes[a->n_changes++] = c;
+	return 0;
+}
+
+static int set_partition(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                         const char *value)
+{
+	return add_change(a, arg, name, nlen, value, false);
+}
+
+static int set_down(struct mk__args *a, const char *arg, const char *name, size_t nlen,
+                    const char *value)
+{
+	return add_change(a, arg, name, nlen, value, true);
+}
+
 typedef int (*set_fn)(struct mk__args *a, const char *arg, const char *name, size_t nlen,
                       const char *value);
 
@@ -266,6 +354,8 @@ static const struct option {
     {"--net", "IFACE", set_net},      {"--net-mac", "MAC", set_mac},
     {"--net-pcap", "FILE", set_pcap}, {"--net-fault", "SPEC", set_fault},
     {"--block", "FILE", set_block},   {"--block-sector-size", "N", set_sector_size},
+    {"--net-partition", "FROM-TO:GROUPS", set_partition},
+    {"--net-down", "FROM-TO", set_down},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -285,7 +375,8 @@ static int parse_one(struct mk__args *a, const char *arg)
 		return mk__fail(-EINVAL,
 		                "unknown device option '%s'; the options are --net:NAME=IFACE, "
 		                "--net:NAME=@FD, --net-mac:NAME=MAC, --net-pcap:NAME=FILE, "
-		                "--net-fault:NAME=SPEC, --block:NAME=FILE and "
+		                "--net-fault:NAME=SPEC, --net-partition:LAN=FROM-TO:GROUPS, "
+		                "--net-down:NAME=FROM-TO, --block:NAME=FILE and "
 		                "--block-sector-size:NAME=N (see --help)",
 		                arg);
 	if (eq == NULL || eq == colon + 1)
@@ -329,6 +420,91 @@ static bool is_device_arg(const char *arg)
 	       strncmp(arg, "--block:", 8) == 0 || strncmp(arg, "--block-", 8) == 0;
 }
 
+/* Every option of mkhost's, by its key (what comes before ':' or '='), with how it is written. */
+static const struct known {
+	const char *key;
+	char sep;          /* ':' for the device options, '=' for the tuning ones, 0: no value */
+	const char *value; /* for a suggestion that has none */
+} known[] = {
+    {"--net", ':', "NAME=IFACE"},     {"--net-mac", ':', "NAME=MAC"},
+    {"--net-pcap", ':', "NAME=FILE"}, {"--net-fault", ':', "NAME=SPEC"},
+    {"--block", ':', "NAME=FILE"},    {"--block-sector-size", ':', "NAME=N"},
+    {"--net-partition", ':', "LAN=FROM-TO:GROUPS"},
+    {"--net-down", ':', "NAME=FROM-TO"},
+    {"--sandbox", 0, NULL},           {"--busy-poll", '=', "US"},
+    {"--stack-size", '=', "SIZE"},    {"--backend", '=', "NAME"},
+    {"--clock", '=', "virtual"},      {"--seed", '=', "S"},
+};
+
+/* Edit distance of (a) and (b), both shorter than 64 bytes, letters compared without case. */
+static size_t distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t row[64], diag, up;
+
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			up = row[j];
+			size_t best = diag + (tolower((unsigned char)a[i - 1]) !=
+			                      tolower((unsigned char)b[j - 1]));
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* An argument before "--" that looks like one of mkhost's options but is not one (a typo, a
+ * capital, '=' for ':', a value given to --sandbox) would otherwise reach main silently, and
+ * the program would run without it. Refuse it, saying what it may have meant; a program that
+ * takes such an argument itself gets it after "--". */
+static int refuse_lookalike(const char *arg)
+{
+	size_t klen = strcspn(arg, ":=");
+	const char *rest = arg + klen;
+	char fix[300];
+
+	if (strncmp(arg, "--", 2) != 0 || klen >= 64)
+		return 0;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		const struct known *k = &known[i];
+		if (strlen(k->key) == klen && strncmp(arg, k->key, klen) == 0 &&
+		    (*rest == k->sep || (k->sep == '=' && *rest == '\0')))
+			return 0; /* written right (or a tuning option without its value, which its
+			             own parser refuses with the fix) */
+	}
+	const struct known *k = NULL;
+	size_t best = 2; /* a look-alike is at most one edit away, letters' case aside */
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		size_t d = distance(arg, klen, known[i].key, strlen(known[i].key));
+		if (d < best) {
+			best = d;
+			k = &known[i];
+		}
+	}
+	if (k != NULL) {
+		if (k->sep == 0)
+			snprintf(fix, sizeof(fix), "%s (it takes no value)", k->key);
+		else if (*rest == ':' || *rest == '=')
+			snprintf(fix, sizeof(fix), "%s%c%s%s", k->key, k->sep,
+			         k->sep == ':' && *rest == '=' ? "NAME=" : "", rest + 1);
+		else
+			snprintf(fix, sizeof(fix), "%s%c%s", k->key, k->sep, k->value);
+		return mk__fail(-EINVAL,
+		                "'%s' is not an option of mkhost's: did you mean %s? A program "
+		                "that takes '%s' itself must get it after '--'",
+		                arg, fix, arg);
+	}
+	return 0;
+}
+
 /* Record every device argument first and change argv only when all of them are good. */
 int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 {
@@ -345,6 +521,8 @@ int mk__args_parse(struct mk__args *a, int *argc, char **argv)
 			help = true;
 		if (strcmp(argv[i], "--sandbox") == 0)
 			a->sandbox = true;
+		else if (refuse_lookalike(argv[i]) != 0)
+			return -EINVAL;
 		else if (mk__tuning_is(argv[i])) {
 			int err = mk__tuning_parse(&a->tuning, argv[i]);
 			if (err != 0)
@@ -390,4 +568,11 @@ void mk__args_free(struct mk__args *a)
 	free(a->blocks);
 	a->blocks = NULL;
 	a->n_blocks = 0;
+	for (size_t i = 0; i < a->n_changes; i++) {
+		free(a->changes[i].target);
+		free(a->changes[i].groups);
+	}
+	free(a->changes);
+	a->changes = NULL;
+	a->n_changes = 0;
 }

@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/major.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +33,7 @@ struct mk_block {
 	char *file;
 	int fd;
 	bool read_only;
+	bool block_device;
 	bool claimed; /* returned by mk_block_connect (not just opened for --sandbox) */
 	size_t sector_size;
 	uint64_t length;
@@ -113,9 +117,65 @@ static int lock_file(mk_block *b)
 	return 0;
 }
 
-/* Read-write if the file may be written, else read-only. Never O_CREAT, never O_TRUNC. */
+/* What a file that is neither a regular file nor a block device is, for a sentence. */
+static const char *file_type(mode_t mode)
+{
+	return S_ISDIR(mode)    ? "a directory"
+	       : S_ISCHR(mode)  ? "a character device"
+	       : S_ISFIFO(mode) ? "a FIFO"
+	       : S_ISSOCK(mode) ? "a socket"
+	                        : "not a regular file";
+}
+
+static int type_error(const mk_block *b, mode_t mode)
+{
+	return mk__fail(-EINVAL,
+	                "block device '%s': '%s' is %s, neither a regular file nor a block "
+	                "device; give an image file (e.g. made with truncate -s 1M FILE) or a "
+	                "block device",
+	                b->name, b->file, file_type(mode));
+}
+
+/* The kernel's own file systems, whose files have sizes and contents made up when read. */
+static const char *kernel_fs(const char *path)
+{
+	static const struct {
+		long magic;
+		const char *name;
+	} kinds[] = {
+	    {0x9fa0, "proc"},           {0x62656572, "sysfs"}, {0x64626720, "debugfs"},
+	    {0x74726163, "tracefs"},    {0x27e0eb, "cgroup"},  {0x63677270, "cgroup2"},
+	    {0x73636673, "securityfs"}, {0xcafe4a11, "bpf"},   {0xde5e81e4, "efivarfs"},
+	};
+	struct statfs fs;
+
+	if (statfs(path, &fs) != 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if ((long)fs.f_type == kinds[i].magic)
+			return kinds[i].name;
+	return NULL;
+}
+
+/* The file's type is looked at before it is opened, since opening some files does something
+ * (a terminal, a FIFO's other end, a debugfs file): only regular files and block devices are
+ * opened. Read-write if the file may be written, else read-only. Never O_CREAT, never O_TRUNC. */
 static int open_file(mk_block *b)
 {
+	struct stat st;
+	const char *fs;
+
+	if (stat(b->file, &st) != 0)
+		return open_error(b, -errno);
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return type_error(b, st.st_mode);
+	if (S_ISREG(st.st_mode) && (fs = kernel_fs(b->file)) != NULL)
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is a file of the kernel's %s file system, "
+		                "whose size and contents the kernel makes up when it is read, not "
+		                "a disk image; give an image file (e.g. made with truncate -s 1M "
+		                "FILE) or a block device",
+		                b->name, b->file, fs);
 	b->fd = open(b->file, O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (b->fd < 0 &&
 	    (errno == EACCES || errno == EROFS || errno == EPERM || errno == ETXTBSY)) {
@@ -127,27 +187,55 @@ static int open_file(mk_block *b)
 	return lock_file(b);
 }
 
+/* Whether the loop device (dev) has a file attached: sysfs shows its loop/ directory then. */
+static bool loop_attached(dev_t dev)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/loop", major(dev), minor(dev));
+	return access(path, F_OK) == 0;
+}
+
 static int check_size(mk_block *b)
 {
 	struct stat st;
 	off_t end;
 
 	if (fstat(b->fd, &st) != 0)
-		return open_error(b, -errno);
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return mk__fail(-EINVAL,
-		                "block device '%s': '%s' is neither a regular file nor a block "
-		                "device",
-		                b->name, b->file);
-	end = lseek(b->fd, 0, SEEK_END); /* a block device's st_size is 0 */
-	if (end < 0)
-		return open_error(b, -errno);
+		return mk__fail(-errno, "block device '%s': cannot stat '%s': %s", b->name, b->file,
+		                strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) /* replaced since it was looked at */
+		return type_error(b, st.st_mode);
+	b->block_device = S_ISBLK(st.st_mode);
+	end = st.st_size;
+	if (b->block_device && (end = lseek(b->fd, 0, SEEK_END)) < 0) /* its st_size is 0 */
+		return mk__fail(-errno, "block device '%s': cannot find the size of '%s': %s",
+		                b->name, b->file, strerror(errno));
 	b->length = (uint64_t)end;
+	if (b->length == 0 && b->block_device && major(st.st_rdev) == LOOP_MAJOR &&
+	    !loop_attached(st.st_rdev))
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is a loop device with no file attached "
+		                "(its size is 0); attach an image to it with losetup %s FILE, or "
+		                "give the device that losetup --find --show FILE prints",
+		                b->name, b->file, b->file);
+	if (b->length == 0 && b->block_device)
+		return mk__fail(-EINVAL,
+		                "block device '%s': '%s' is a block device of size 0 (no medium?); "
+		                "give a device that holds data, or an image file",
+		                b->name, b->file);
 	if (b->length == 0)
 		return mk__fail(-EINVAL,
 		                "block device '%s': '%s' is empty; give it a size, e.g. "
 		                "truncate -s 1M %s",
 		                b->name, b->file, b->file);
+	if (b->length % b->sector_size != 0 && b->block_device)
+		return mk__fail(-EINVAL,
+		                "block device '%s': the size of '%s' (%llu bytes) is not a "
+		                "multiple of the sector size (%zu); give a smaller one with "
+		                "--block-sector-size:%s",
+		                b->name, b->file, (unsigned long long)b->length, b->sector_size,
+		                b->name);
 	if (b->length % b->sector_size != 0)
 		return mk__fail(
 		    -EINVAL,
@@ -157,6 +245,112 @@ static int check_size(mk_block *b)
 		    b->name, b->file, (unsigned long long)b->length, b->sector_size,
 		    (unsigned long long)((b->length / b->sector_size + 1) * b->sector_size),
 		    b->file, b->name);
+	return 0;
+}
+
+/* ---- sparse files with sectors larger than a page ------------------------------------- */
+
+/* The kernel copies a write into a file page by page, and a page in a hole needs new space. A
+ * sector of up to a page gets its space whole or fails whole, but a larger one over a hole can be
+ * cut short by a full file system: -ENOSPC, and part of the sector written. So the holes of such
+ * a device are allocated at connect (they still read as zeros), after which a write needs no new
+ * space on a file system that overwrites in place (ext4, xfs, tmpfs; not a copy-on-write one).
+ * Files without holes, and file systems that report none, cost two lseek calls. */
+
+struct hole {
+	off_t start, len;
+};
+
+/* The holes of (b)'s file, at most (max) of them, into (holes); their count, or -errno. Counts
+ * all of them, so a return above (max) asks for a larger array. */
+static long find_holes(const mk_block *b, struct hole *holes, long max, off_t *bytes)
+{
+	off_t at = 0, end = (off_t)b->length;
+	long n = 0;
+
+	*bytes = 0;
+	while (at < end) {
+		off_t hole = lseek(b->fd, at, SEEK_HOLE), data;
+		if (hole < 0)
+			return errno == ENXIO || errno == EINVAL ? n : -errno;
+		if (hole >= end)
+			break;
+		data = lseek(b->fd, hole, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return -errno;
+		if (data < 0 || data > end)
+			data = end;
+		if (n < max)
+			holes[n] = (struct hole){hole, data - hole};
+		n++;
+		*bytes += data - hole;
+		at = data;
+	}
+	return n;
+}
+
+/* Give the holes back after a failed allocation, so that a refused connect leaves the file as it
+ * was. They were holes, and read as zeros either way. */
+static void punch_holes(const mk_block *b, const struct hole *holes, long n)
+{
+	for (long i = 0; i < n; i++)
+		fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, holes[i].start,
+		          holes[i].len);
+}
+
+static int allocate_holes(mk_block *b)
+{
+	long page = sysconf(_SC_PAGESIZE), n, max = 16;
+	struct hole *holes = NULL;
+	off_t bytes;
+	int err = 0;
+
+	if (b->read_only || b->block_device || b->sector_size <= (size_t)page)
+		return 0;
+	for (;;) {
+		struct hole *more = realloc(holes, (size_t)max * sizeof(*holes));
+		if (more == NULL) {
+			free(holes);
+			return mk__fail(-ENOMEM, "block device '%s': out of memory", b->name);
+		}
+		holes = more;
+		n = find_holes(b, holes, max, &bytes);
+		if (n <= max)
+			break;
+		max = n;
+	}
+	if (n < 0) {
+		free(holes);
+		return mk__fail((int)n, "block device '%s': cannot find the holes of '%s': %s",
+		                b->name, b->file, strerror((int)-n));
+	}
+	for (long i = 0; i < n && err == 0; i++) {
+		do
+			err = posix_fallocate(b->fd, holes[i].start, holes[i].len);
+		while (err == EINTR);
+	}
+	if (err != 0)
+		punch_holes(b, holes, n);
+	free(holes);
+	if (err == ENOSPC || err == EDQUOT)
+		return mk__fail(
+		    -ENOSPC,
+		    "block device '%s': '%s' is sparse and its sectors (%zu bytes) are larger than "
+		    "a "
+		    "page, so a write into a hole could be cut short by a full file system; mkhost "
+		    "allocates the holes first, and %lld bytes do not fit (%s); free that much "
+		    "space "
+		    "on its file system, or use --block-sector-size:%s=%ld",
+		    b->name, b->file, b->sector_size, (long long)bytes, strerror(err), b->name,
+		    page);
+	if (err != 0)
+		return mk__fail(
+		    -err,
+		    "block device '%s': '%s' is sparse and its sectors (%zu bytes) are larger than "
+		    "a "
+		    "page; mkhost allocates the holes first, and that failed: %s; make the file "
+		    "whole (cp --sparse=never), or use --block-sector-size:%s=%ld",
+		    b->name, b->file, b->sector_size, strerror(err), b->name, page);
 	return 0;
 }
 
@@ -184,6 +378,8 @@ static int block_open(struct mk__sched *s, const struct mk__blockarg *a, mk_bloc
 	err = open_file(b);
 	if (err == 0)
 		err = check_size(b);
+	if (err == 0)
+		err = allocate_holes(b);
 	if (err != 0) {
 		block_free(b);
 		return err;

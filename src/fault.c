@@ -14,7 +14,8 @@
  * Determinism: each direction has its own generator (splitmix64, seeded from (seed) and the
  * direction), and every frame takes the same five draws whatever happens to it; so, for a
  * given seed, the n-th frame of a direction meets the same fate in every run, whatever the
- * timing and whatever the other direction does. Without seed=, the seed is random.
+ * timing and whatever the other direction does. Without seed=, the seed is random, or drawn
+ * from the run's seed (seed.c).
  *
  * Frames held back (delay, reorder) are released by a task of the library ("fault:NAME"),
  * created with the device: it sends due frames, and hands due received ones to the readers.
@@ -220,15 +221,6 @@ int mk__fault_parse(const char *arg, const char *spec, struct mk__fault_spec *ou
 
 /* ---- random numbers ------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static bool chance(uint64_t draw, uint64_t threshold_)
 {
 	return threshold_ != 0 && (threshold_ == UINT64_MAX || draw < threshold_);
@@ -345,11 +337,11 @@ static struct fate draw(const struct mk__fault_spec *sp, struct dir *d)
 {
 	struct fate f;
 
-	f.drop = chance(splitmix64(&d->rng), sp->drop);
-	f.corrupt = chance(splitmix64(&d->rng), sp->corrupt);
-	f.bit = splitmix64(&d->rng);
-	f.dup = chance(splitmix64(&d->rng), sp->dup);
-	f.reorder = chance(splitmix64(&d->rng), sp->reorder);
+	f.drop = chance(mk__splitmix64(&d->rng), sp->drop);
+	f.corrupt = chance(mk__splitmix64(&d->rng), sp->corrupt);
+	f.bit = mk__splitmix64(&d->rng);
+	f.dup = chance(mk__splitmix64(&d->rng), sp->dup);
+	f.reorder = chance(mk__splitmix64(&d->rng), sp->reorder);
 	return f;
 }
 
@@ -515,13 +507,15 @@ int mk__fault_open(mk_net *n, const struct mk__fault_spec *spec)
 		free(f);
 		return mk__fail(-ENOMEM, "net device '%s': out of memory", n->name);
 	}
-	if (!spec->has_seed && getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+	if (!spec->has_seed && n->sched->seeded)
+		seed = mk__seeded_random(n->sched, n->name, 0x464c54); /* "FLT" */
+	else if (!spec->has_seed && getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = mk_clock_monotonic();
 	f->spec = *spec;
 	f->rx.rng = seed ^ 0x5258000000000000ULL; /* "RX" */
 	f->tx.rng = seed ^ 0x5458000000000000ULL; /* "TX" */
-	splitmix64(&f->rx.rng);
-	splitmix64(&f->tx.rng);
+	mk__splitmix64(&f->rx.rng);
+	mk__splitmix64(&f->tx.rng);
 	f->rx.ready_tail = &f->rx.ready;
 	f->tx.ready_tail = &f->tx.ready;
 	f->rx.st = &n->stats.fault_rx;

@@ -10,6 +10,15 @@
  * Stacks are mmap'ed with a guard region below them. On kernels with MADV_GUARD_INSTALL (6.13+)
  * the guard costs no VMA, so 100,000 stacks fit under vm.max_map_count; elsewhere it is an
  * mprotect'ed range. A fault in the guard of the running task is reported with the task's name.
+ *
+ * A frame larger than the guard could skip it and write into the stack mapped below, another
+ * task's. Code built with -fstack-clash-protection (mkhost itself, and programs built with its
+ * pkg-config flags) probes every page of a large frame, so its first probe past the stack lands
+ * in the guard whatever the frame's size. For code built without (a unikernel's own objects), the
+ * guard is as large as the default stack: an unprobed frame of up to GUARD_SIZE is caught. It
+ * costs address space and, with MADV_GUARD_INSTALL, page tables (the guard is marked in them):
+ * 100,000 tasks take 97 MiB of page tables rather than 61 with a 64 KiB guard, and about a
+ * tenth more time to spawn; a 1 MiB guard would take 244 MiB and twice the time.
  */
 #include <errno.h>
 #include <signal.h>
@@ -40,7 +49,7 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define GUARD_SIZE    (64 * 1024)
+#define GUARD_SIZE    (256 * 1024)
 #define POOL_MAX      256
 #define ALTSTACK_SIZE (64 * 1024)
 

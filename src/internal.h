@@ -55,19 +55,34 @@ struct mk__blockarg {
 /* --busy-poll=US, --stack-size=SIZE, --backend=NAME (tuning.c): mk_config from the command
  * line, winning over the program's. */
 struct mk__tuning {
-	bool has_busy_poll, has_backend;
+	bool has_busy_poll, has_backend, has_clock, has_seed;
 	unsigned busy_poll_us;
 	size_t stack_size; /* 0: not given */
 	enum mk_backend backend;
+	enum mk_clock clock;
+	uint64_t seed;
 };
 
 /* Whether (arg) is one of the tuning options; parse it into (t): 0, or -EINVAL with the
  * sentence in mk_last_error(). */
 bool mk__tuning_is(const char *arg);
 int mk__tuning_parse(struct mk__tuning *t, const char *arg);
+/* The program's mk_config: 0, or -EINVAL with a sentence for a value out of range (a backend
+ * that is none of the enum's, a stack size past 1 GiB, whose rounding would overflow). */
+int mk__tuning_check_config(const struct mk_config *cfg);
+
+/* A change of a hub: network at a set time (--net-partition, --net-down), run by link_hub.c. */
+struct mk__change {
+	bool down;      /* --net-down:NAME=FROM-TO; else --net-partition:LAN=FROM-TO:GROUPS */
+	char *target;   /* the LAN, or the device */
+	char *groups;   /* a partition's groups, "a,b|c" */
+	uint64_t from_ns, to_ns; /* from the start of mk_run */
+};
 
 struct mk__args {
 	bool sandbox; /* --sandbox */
+	struct mk__change *changes;
+	size_t n_changes;
 	struct mk__tuning tuning;
 	struct mk__netarg *nets;
 	size_t n_nets;
@@ -130,8 +145,9 @@ struct mk_task {
 	void *arg;
 	intptr_t result;
 	struct mk_task *awaiter;
-	uint64_t deadline; /* when sleeping */
-	size_t heap_index; /* position in the timer heap + 1; 0 when not in it */
+	uint64_t deadline;  /* when sleeping */
+	uint64_t timer_seq; /* the order timers were set in: equal deadlines fire in that order */
+	size_t heap_index;  /* position in the timer heap + 1; 0 when not in it */
 	int wake_code;     /* what mk__park returns */
 	enum mk__task_state state;
 	bool cancelled;
@@ -154,6 +170,11 @@ struct mk__sched {
 	struct mk_task *main_task;
 	struct mk_task **heap; /* sleeping tasks, by deadline */
 	size_t heap_len, heap_cap;
+	uint64_t timer_seq;  /* timers set so far */
+	bool virtual_clock;  /* --clock=virtual: the clocks read vnow */
+	uint64_t vnow;       /* the virtual monotonic clock, in ns */
+	bool seeded;         /* draw at random from (seed), not from the kernel */
+	uint64_t seed;
 	struct mk_hook *hooks;
 	bool in_hook;
 	bool stopping; /* main has ended or a stop signal came: every task is cancelled */
@@ -263,6 +284,9 @@ struct mk_net {
 int mk__tap_link_open(mk_net *n, const struct mk__netarg *a);
 int mk__unix_link_open(mk_net *n, const struct mk__netarg *a);  /* link_unix.c */
 int mk__hub_link_open(mk_net *n, const struct mk__netarg *a);   /* link_hub.c */
+/* Check the schedule of changes (--net-partition, --net-down) against the hub: devices of the
+ * command line, and start the task that runs it. 0, or -EINVAL with a sentence. */
+int mk__hub_schedule_start(struct mk__sched *s);
 int mk__slirp_link_open(mk_net *n, const struct mk__netarg *a); /* link_slirp.c */
 /* An "mtu=N" option of a link that has no interface to ask (link_unix.c). */
 int mk__link_parse_mtu(const char *name, const char *opt, unsigned *mtu);
@@ -280,8 +304,15 @@ ssize_t mk__fault_write(mk_net *n, const uint8_t *frame, size_t len);
 void mk__fault_close(mk_net *n);
 /* For links without a descriptor: frames are waiting, wake a reader. */
 void mk__net_notify(mk_net *n);
-void mk__random_mac(uint8_t mac[6]);
+/* A random, locally administered unicast MAC for device (name): from the run's seed when it has
+ * one, else from the kernel. */
+void mk__random_mac(struct mk__sched *s, const char *name, uint8_t mac[6]);
+/* 64 random bits for (name) drawn from the run's seed (s->seeded), the same in every run. */
+uint64_t mk__seeded_random(const struct mk__sched *s, const char *name, uint64_t salt);
+uint64_t mk__splitmix64(uint64_t *state);
 void mk__net_close_all(struct mk__sched *s);
+/* 0 when (n) is a device of the mk_run running on this thread; -EINVAL for NULL, else -EPERM. */
+int mk__net_check(const mk_net *n);
 /* Open every net device of the command line now (for --sandbox). */
 int mk__net_open_all(struct mk__sched *s);
 

@@ -112,7 +112,7 @@ static int net_open(struct mk__sched *s, const struct mk__netarg *a, mk_net **ou
 	if (a->has_mac)
 		memcpy(n->cfg.mac, a->mac, 6);
 	else
-		mk__random_mac(n->cfg.mac);
+		mk__random_mac(n->sched, a->name, n->cfg.mac);
 	if (a->pcap != NULL)
 		err = mk__pcap_open(n, a->pcap);
 	if (err == 0 && a->has_fault)
@@ -273,6 +273,11 @@ static int net_check(const mk_net *n, bool task)
 	if (net_owner(n) == NULL || (task && mk__sched_task() == NULL))
 		return -EPERM;
 	return 0;
+}
+
+int mk__net_check(const mk_net *n)
+{
+	return net_check(n, false);
 }
 
 ssize_t mk_net_read_bigstring(mk_net *n, void *buf, size_t size, size_t off, size_t len)

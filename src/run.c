@@ -100,6 +100,12 @@ static int run_until(struct mk__sched *s, bool (*stop)(struct mk__sched *))
 		int64_t timeout = s->run_len > 0    ? 0
 		                  : s->heap_len > 0 ? mk__timer_timeout(s, mk_clock_monotonic())
 		                                    : -1;
+		if (s->virtual_clock && timeout > 0) {
+			/* Every task waits and nothing from outside can come: nothing happens before
+			 * the earliest deadline, so the clock goes there at once. */
+			s->vnow = s->heap[0]->deadline;
+			timeout = 0;
+		}
 		unsigned waits = s->loop.pending - (s->stop_io.armed ? 1 : 0);
 		if (timeout < 0 && waits == 0) {
 			cancel_all(s);
@@ -160,20 +166,58 @@ static void sched_free(struct mk__sched *s)
 	free(s);
 }
 
+/* A virtual clock runs only devices whose every event it makes itself: hub: links. The others
+ * are refused before anything is opened. */
+static int check_virtual_devices(const struct mk__args *a)
+{
+	for (size_t i = 0; i < a->n_nets; i++) {
+		const struct mk__netarg *n = &a->nets[i];
+		if (n->value != NULL && strncmp(n->value, "hub:", 4) == 0)
+			continue;
+		return mk__fail(-EINVAL,
+		                "net device '%s' (--net:%s=%s): with --clock=virtual only hub: "
+		                "links may be given, as a TAP, a descriptor, unix: and slirp "
+		                "deliver frames in real time, which a simulated clock cannot "
+		                "order; use --net:%s=hub:LAN, or run without --clock=virtual",
+		                n->name, n->name, n->value != NULL ? n->value : "@FD", n->name);
+	}
+	if (a->n_blocks > 0)
+		return mk__fail(-EINVAL,
+		                "block device '%s': with --clock=virtual no block device may be "
+		                "given, as a file's reads and writes complete in real time; run "
+		                "without --clock=virtual",
+		                a->blocks[0].name);
+	return 0;
+}
+
 static int sched_setup(struct mk__sched *s, const struct mk_config *cfg)
 {
 	const struct mk__tuning *t = &s->args.tuning; /* the command line wins */
 	int err;
 
+	err = mk__tuning_check_config(cfg);
+	if (err != 0)
+		return err;
 	s->stack_size = page_round(t->stack_size            ? t->stack_size
 	                           : cfg && cfg->stack_size ? cfg->stack_size
 	                                                    : DEFAULT_STACK);
 	s->busy_poll_us = t->has_busy_poll ? t->busy_poll_us : cfg ? cfg->busy_poll_us : 0;
+	s->virtual_clock = (t->has_clock ? t->clock : cfg ? cfg->clock : MK_CLOCK_REAL) ==
+	                   MK_CLOCK_VIRTUAL;
+	s->seed = t->has_seed ? t->seed : cfg ? cfg->seed : 0;
+	s->seeded = s->virtual_clock || t->has_seed || s->seed != 0;
+	if (s->virtual_clock) {
+		err = check_virtual_devices(&s->args);
+		if (err != 0)
+			return err;
+		s->busy_poll_us = 0; /* nothing to poll for: the clock jumps */
+	}
 	if (t->has_backend)
-		err = mk__loop_init(&s->loop, (int)t->backend, s->args.sandbox, true);
+		err = mk__loop_init(&s->loop, (int)t->backend, s->args.sandbox,
+		                    MK__BACKEND_FROM_ARGS);
 	else
 		err = mk__loop_init(&s->loop, cfg ? (int)cfg->backend : MK_BACKEND_AUTO,
-		                    s->args.sandbox, false);
+		                    s->args.sandbox, MK__BACKEND_FROM_CONFIG);
 	if (err != 0)
 		return err;
 	err = mk__fiber_sched_init(s);
@@ -217,6 +261,8 @@ int mk_run_config(const struct mk_config *cfg, int argc, char **argv, mk_main_fn
 		mk__sched_current = s;
 	if (err == 0 && s->args.sandbox)
 		err = sandbox(s);
+	if (err == 0)
+		err = mk__hub_schedule_start(s);
 	if (err == 0)
 		err = mk__task_new(s, &s->main_task, "main", main_task, &call);
 	if (err == 0) {

@@ -1,9 +1,9 @@
 /* SIGINT and SIGTERM: stop the program cleanly. The handler only writes to an eventfd; the
  * scheduler sees it as an ordinary readiness event, cancels every task, and mk_run returns
  * -EINTR after closing the devices (so captures and files are complete). Only signals left at
- * their default disposition are taken over, by the first mk_run of the process; a second signal
- * during the shutdown gets the default action again, so a task that ignores cancellation can
- * still be interrupted. */
+ * their default disposition are taken over, by the first mk_run of the process. A second signal
+ * gets the default action, counted in the handler itself: so a task that ignores cancellation,
+ * spins without ever yielding, or a call blocked in the kernel, can still be interrupted. */
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -21,11 +21,24 @@ static volatile sig_atomic_t stop_signo;
 static struct sigaction stop_old[N_STOP];
 static bool stop_taken[N_STOP];
 
+static volatile sig_atomic_t stop_count; /* stop signals received, counted in the handler */
+
 static void on_stop_signal(int sig)
 {
 	uint64_t one = 1;
 	int saved = errno;
 
+	/* The second signal acts at once, in the handler itself: the scheduler may never get to
+	 * the first (a task that spins, a system call that blocks), and the user's second Ctrl-C
+	 * must work all the same. The signal is blocked while its handler runs, so the raise is
+	 * delivered with the default action as the handler returns. */
+	if (stop_count > 0) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		errno = saved;
+		return;
+	}
+	stop_count = 1;
 	stop_signo = sig;
 	if (write(stop_fd, &one, sizeof(one)) < 0) {
 		/* the counter is saturated: a stop is already pending */
@@ -70,6 +83,7 @@ int mk__stop_install(struct mk__sched *s)
 	sigemptyset(&sa.sa_mask);
 	stop_fd = fd;
 	stop_signo = 0;
+	stop_count = 0;
 	for (size_t i = 0; i < N_STOP; i++) {
 		struct sigaction old;
 		sigaction(stop_signals[i], NULL, &old);

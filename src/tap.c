@@ -539,12 +539,3 @@ int mk__tap_link_open(mk_net *n, const struct mk__netarg *a)
 	n->cfg.mtu = mtu;
 	return 0;
 }
-
-void mk__random_mac(uint8_t mac[6])
-{
-	if (getrandom(mac, 6, 0) != 6) {
-		uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
-		memcpy(mac, &x, 6);
-	}
-	mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02); /* unicast, locally administered */
-}

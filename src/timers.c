@@ -1,5 +1,6 @@
 /* Time: the clocks, mk_sleep, and the heap of sleeping tasks ordered by deadline. The event loop
- * sleeps in the kernel until the earliest deadline at most. */
+ * sleeps in the kernel until the earliest deadline at most; with a virtual clock (run.c) it
+ * moves the clock to that deadline instead. */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
@@ -14,14 +15,33 @@ static uint64_t clock_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Wall time at the start of a virtual clock: 2000-01-01T00:00:00Z. */
+#define VIRTUAL_WALL_EPOCH (946684800ULL * 1000000000ULL)
+
 uint64_t mk_clock_monotonic(void)
 {
+	struct mk__sched *s = mk__sched_current;
+
+	if (s != NULL && s->virtual_clock)
+		return s->vnow;
 	return clock_ns(CLOCK_MONOTONIC);
 }
 
 uint64_t mk_clock_wall(void)
 {
+	struct mk__sched *s = mk__sched_current;
+
+	if (s != NULL && s->virtual_clock)
+		return VIRTUAL_WALL_EPOCH + s->vnow;
 	return clock_ns(CLOCK_REALTIME);
+}
+
+/* Whether (a) fires before (b): by deadline, then in the order the timers were set, so that the
+ * schedule never depends on the heap's layout. */
+static bool before(const struct mk_task *a, const struct mk_task *b)
+{
+	return a->deadline < b->deadline ||
+	       (a->deadline == b->deadline && a->timer_seq < b->timer_seq);
 }
 
 /* heap_index is the position + 1, so that 0 means "not in the heap". */
@@ -37,7 +57,7 @@ static void sift_up(struct mk__sched *s, size_t i)
 
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (s->heap[parent]->deadline <= t->deadline)
+		if (!before(t, s->heap[parent]))
 			break;
 		heap_set(s, i, s->heap[parent]);
 		i = parent;
@@ -53,10 +73,9 @@ static void sift_down(struct mk__sched *s, size_t i)
 		size_t child = 2 * i + 1;
 		if (child >= s->heap_len)
 			break;
-		if (child + 1 < s->heap_len &&
-		    s->heap[child + 1]->deadline < s->heap[child]->deadline)
+		if (child + 1 < s->heap_len && before(s->heap[child + 1], s->heap[child]))
 			child++;
-		if (t->deadline <= s->heap[child]->deadline)
+		if (!before(s->heap[child], t))
 			break;
 		heap_set(s, i, s->heap[child]);
 		i = child;
@@ -74,6 +93,7 @@ static int timer_add(struct mk__sched *s, struct mk_task *t)
 		s->heap = heap;
 		s->heap_cap = cap;
 	}
+	t->timer_seq = s->timer_seq++;
 	s->heap[s->heap_len++] = t;
 	sift_up(s, s->heap_len - 1);
 	return 0;

@@ -1,5 +1,5 @@
-/* The mk_config settings from the command line: --busy-poll=US, --stack-size=SIZE and
- * --backend=NAME, so that a program (a Solo5 unikernel above all, which has no mk_config to fill)
+/* The mk_config settings from the command line: --busy-poll=US, --stack-size=SIZE,
+ * --backend=NAME, --clock=real|virtual and --seed=S, so that a program (a Solo5 unikernel above all, which has no mk_config to fill)
  * is tuned at run time. A value given here wins over the program's mk_config and over
  * MKHOST_BACKEND. */
 #include <errno.h>
@@ -12,7 +12,8 @@
 #define MIN_STACK_SIZE   (16u * 1024) /* what a task needs to run at all */
 #define MAX_STACK_SIZE   (1024u * 1024 * 1024)
 
-static const char *const prefixes[] = {"--busy-poll=", "--stack-size=", "--backend="};
+static const char *const prefixes[] = {"--busy-poll=", "--stack-size=", "--backend=",
+                                       "--clock=",     "--seed="};
 
 bool mk__tuning_is(const char *arg)
 {
@@ -74,6 +75,26 @@ int mk__tuning_parse(struct mk__tuning *t, const char *arg)
 		t->stack_size = (size_t)(n << shift);
 		return 0;
 	}
+	if (strncmp(arg, "--clock", 7) == 0) {
+		if (strcmp(v, "virtual") == 0)
+			t->clock = MK_CLOCK_VIRTUAL;
+		else if (strcmp(v, "real") == 0)
+			t->clock = MK_CLOCK_REAL;
+		else
+			return mk__fail(-EINVAL, "'%s': the clock is real or virtual", arg);
+		t->has_clock = true;
+		return 0;
+	}
+	if (strncmp(arg, "--seed", 6) == 0) {
+		if (number(v, &n, NULL, &shift) != 0)
+			return mk__fail(-EINVAL,
+			                "'%s': write the seed as a whole number (decimal) from 0 to "
+			                "18446744073709551615, e.g. --seed=42",
+			                arg);
+		t->seed = n;
+		t->has_seed = true;
+		return 0;
+	}
 	if (strcmp(v, "io_uring") == 0)
 		t->backend = MK_BACKEND_IO_URING;
 	else if (strcmp(v, "epoll") == 0)
@@ -83,5 +104,33 @@ int mk__tuning_parse(struct mk__tuning *t, const char *arg)
 	else
 		return mk__fail(-EINVAL, "'%s': the backend is one of io_uring, epoll, auto", arg);
 	t->has_backend = true;
+	return 0;
+}
+
+int mk__tuning_check_config(const struct mk_config *cfg)
+{
+	if (cfg == NULL)
+		return 0;
+	/* Compared as integers: an enum may hold any int, and a cast from a wider value too. */
+	if ((int)cfg->backend != MK_BACKEND_AUTO && (int)cfg->backend != MK_BACKEND_IO_URING &&
+	    (int)cfg->backend != MK_BACKEND_EPOLL)
+		return mk__fail(-EINVAL,
+		                "mk_config.backend is %d, not one of MK_BACKEND_AUTO, "
+		                "MK_BACKEND_IO_URING, MK_BACKEND_EPOLL",
+		                (int)cfg->backend);
+	if (cfg->stack_size != 0 &&
+	    (cfg->stack_size < MIN_STACK_SIZE || cfg->stack_size > MAX_STACK_SIZE))
+		return mk__fail(-EINVAL,
+		                "mk_config.stack_size is %zu bytes; give 0 for the default, or "
+		                "from 16 KiB to 1 GiB",
+		                cfg->stack_size);
+	if ((int)cfg->clock != MK_CLOCK_REAL && (int)cfg->clock != MK_CLOCK_VIRTUAL)
+		return mk__fail(-EINVAL,
+		                "mk_config.clock is %d, not one of MK_CLOCK_REAL, MK_CLOCK_VIRTUAL",
+		                (int)cfg->clock);
+	if (cfg->busy_poll_us > MAX_BUSY_POLL_US)
+		return mk__fail(-EINVAL,
+		                "mk_config.busy_poll_us is %u; give 0 (off) to %u microseconds",
+		                cfg->busy_poll_us, MAX_BUSY_POLL_US);
 	return 0;
 }

@@ -279,6 +279,52 @@ START_TEST(malformed_reported_on_stderr)
 }
 END_TEST
 
+/* Arguments that look like one of mkhost's options but are not: refused with what was meant
+ * (they used to reach main silently, and --sandbox=1 ran the program with no sandbox). */
+static const struct {
+	const char *arg, *says;
+} lookalikes[] = {
+    {"--sandbox=1", "did you mean --sandbox (it takes no value)?"},
+    {"--sandbox=on", "did you mean --sandbox (it takes no value)?"},
+    {"--Sandbox", "did you mean --sandbox (it takes no value)?"},
+    {"--sandbx", "did you mean --sandbox (it takes no value)?"},
+    {"--net=tap0", "did you mean --net:NAME=tap0?"},
+    {"--net", "did you mean --net:NAME=IFACE?"},
+    {"--Net:a=tap0", "did you mean --net:a=tap0?"},
+    {"--block=x.img", "did you mean --block:NAME=x.img?"},
+    {"--blocks:a=b", "did you mean --block:a=b?"},
+    {"--net-macs:a=02:00:00:00:00:01", "did you mean --net-mac:a=02:00:00:00:00:01?"},
+    {"--busy_poll=50", "did you mean --busy-poll=50?"},
+    {"--stack-size:1M", "did you mean --stack-size=1M?"},
+    {"--Backend=epoll", "did you mean --backend=epoll?"},
+};
+
+START_TEST(lookalike_refused)
+{
+	char says[200];
+
+	check_malformed(lookalikes[_i].arg, lookalikes[_i].says);
+	snprintf(says, sizeof(says), "'%s' is not an option of mkhost's", lookalikes[_i].arg);
+	check_malformed(lookalikes[_i].arg, says);
+	check_malformed(lookalikes[_i].arg, "must get it after '--'");
+	check_malformed_stderr(lookalikes[_i].arg, lookalikes[_i].says);
+}
+END_TEST
+
+/* Arguments of the program's own, close to none of mkhost's, and look-alikes after "--", reach
+ * main untouched. */
+START_TEST(program_options_pass)
+{
+	static const char *const given[] = {"--verbose", "--network=x", "--blocksize=4",
+	                                    "--sandboxes", "--netmask", "-n", "--",
+	                                    "--sandbox=1", "--net=tap0", NULL};
+	static const char *const seen[] = {"--verbose", "--network=x", "--blocksize=4",
+	                                   "--sandboxes", "--netmask", "-n", "--sandbox=1",
+	                                   "--net=tap0", NULL};
+	check_argv(given, seen);
+}
+END_TEST
+
 START_TEST(mac_without_net)
 {
 	check_malformed(MAC_WITHOUT_NET, MAC_WITHOUT_NET_NAMED);
@@ -383,6 +429,8 @@ static Suite *args_suite(void)
 	tcase_add_loop_test(tc, malformed_rejected, 0, n);
 	tcase_add_loop_test(tc, malformed_reported_on_stderr, 0, n);
 	tcase_add_test(tc, mac_without_net);
+	tcase_add_loop_test(tc, lookalike_refused, 0, sizeof(lookalikes) / sizeof(lookalikes[0]));
+	tcase_add_test(tc, program_options_pass);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -596,6 +598,97 @@ START_TEST(connect_errors)
 }
 END_TEST
 
+static int fifo_main(int argc, char **argv, void *arg)
+{
+	mk_block *b = NULL;
+
+	CHECK_INT(mk_block_connect("disk", &b), ==, -EINVAL);
+	CHECK_HAS(mk_last_error(), "is a FIFO, neither a regular file nor a block device");
+	return 0;
+}
+
+/* Files that are not images are refused by what they are, with a fix that fits them; a file
+ * whose opening does something (a terminal, a FIFO) is looked at and never opened. */
+START_TEST(connect_special_files_unopened)
+{
+	const char *fifo = path_of("fifo");
+	struct pollfd pfd = {.events = POLLIN};
+
+	/* A FIFO's reader sees a hang-up once a writer has come and gone, and only then: opening
+	 * the FIFO for writing would show. */
+	ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+	pfd.fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(pfd.fd, 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	ck_assert_int_eq(run_disk(fifo_main, NULL, fifo, 0), 0);
+	ck_assert_msg(poll(&pfd, 1, 0) == 0, "the FIFO was opened: its reader sees 0x%x",
+	              pfd.revents);
+	ASSERT_NO_FAILURE();
+	close(pfd.fd);
+	unlink(fifo);
+
+	expect_connect("disk", -EINVAL, "'/dev/tty' is a character device", false,
+	               "--block:disk=/dev/tty", NULL);
+}
+END_TEST
+
+START_TEST(connect_kernel_files)
+{
+	/* A file of the kernel's that opens, claims 0 bytes and reads as text. */
+	expect_connect("disk", -EINVAL, "kernel's proc file system", false,
+	               "--block:disk=/proc/version", NULL);
+	/* One that claims 4096 bytes, a whole number of sectors. */
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", R_OK) == 0)
+		expect_connect("disk", -EINVAL, "kernel's sysfs file system", false,
+		               "--block:disk=/sys/kernel/mm/transparent_hugepage/enabled", NULL);
+}
+END_TEST
+
+/* A loop device with no file attached is a block device of size 0: the fix is losetup, not
+ * truncate. */
+static int loop_main(int argc, char **argv, void *arg)
+{
+	mk_block *b = NULL;
+
+	CHECK_INT(mk_block_connect("disk", &b), ==, -EINVAL);
+	CHECK_HAS(mk_last_error(), "loop device with no file attached");
+	CHECK_HAS(mk_last_error(), "losetup ");
+	CHECK(strstr(mk_last_error(), "truncate") == NULL);
+	return 0;
+}
+
+START_TEST(connect_unattached_loop)
+{
+	char dev[64] = "", size[32];
+	int n;
+
+	/* An unattached loop device: of size 0, without the loop/ directory of an attached one. */
+	for (n = 0; n < 256 && dev[0] == '\0'; n++) {
+		char sys[64], attached[64];
+		snprintf(sys, sizeof(sys), "/sys/block/loop%d/size", n);
+		snprintf(attached, sizeof(attached), "/sys/block/loop%d/loop", n);
+		FILE *f = fopen(sys, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(size, sizeof(size), f) != NULL && strcmp(size, "0\n") == 0 &&
+		    access(attached, F_OK) != 0)
+			snprintf(dev, sizeof(dev), "/dev/loop%d", n);
+		fclose(f);
+	}
+	if (dev[0] == '\0' || access(dev, R_OK) != 0) {
+		fprintf(stderr, "connect_unattached_loop: skipped: %s\n",
+		        dev[0]
+		            ? "no permission to open the loop devices (not root, not in group "
+		              "disk)"
+		            : "no unattached loop device on this machine (losetup -f finds none)");
+		return;
+	}
+	mkt_failed[0] = '\0';
+	ck_assert_int_eq(mkt_run(loop_main, NULL, arg_for("--block:disk=%s", dev), NULL), 0);
+	ASSERT_NO_FAILURE();
+}
+END_TEST
+
 /* Two devices on one file: the second finds it locked. */
 static int two_devices_main(int argc, char **argv, void *arg)
 {
@@ -753,6 +846,275 @@ START_TEST(truncated_behind)
 	ck_assert_int_eq(run_disk(truncated_main, (void *)path, path, 512), 0);
 	ASSERT_NO_FAILURE();
 	unlink(path);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------- */
+/*  A full file system                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A test that cannot get what it needs from this machine passes with a line on stderr saying so;
+ * under CI=true, where scripts/test runs as root, that is a failure. */
+static void skip_test(const char *test, const char *why)
+{
+	const char *ci = getenv("CI");
+
+	ck_assert_msg(ci == NULL || strcmp(ci, "true") != 0, "%s: %s (CI=true: a failure)", test,
+	              why);
+	fprintf(stderr, "%s: skipped: %s\n", test, why);
+}
+
+#define FULL_SECTOR  8192 /* two pages: a write into a hole can be cut between them */
+#define FULL_SECTORS 16
+#define FULL_FS_SIZE "512k"
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* In this (child) process: a mount namespace of its own, in a user namespace of its own when not
+ * root, with a tmpfs of FULL_FS_SIZE on (mnt). 0, or -1 with errno. */
+static int private_tmpfs(const char *mnt)
+{
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	char map[64];
+
+	if (uid == 0) {
+		if (unshare(CLONE_NEWNS) != 0)
+			return -1;
+	} else {
+		if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+			return -1;
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
+		if (write_file("/proc/self/uid_map", map) != 0 ||
+		    write_file("/proc/self/setgroups", "deny") != 0)
+			return -1;
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
+		if (write_file("/proc/self/gid_map", map) != 0)
+			return -1;
+	}
+	/* Nothing mounted here may show in the namespace the test runs in. (The kernel ignores the
+	 * source and type of a propagation change; valgrind wants them to be strings.) */
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+		return -1;
+	return mount("mkhost-test", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=" FULL_FS_SIZE);
+}
+
+/* Fill the file system of (path) with a file there until it is full; then, when (leave_a_page),
+ * give back one page, so that a write of two pages into a hole gets its first page and not its
+ * second. */
+static int fill(const char *path, bool leave_a_page)
+{
+	static const char page[4096];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	off_t size = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	while ((n = write(fd, page, sizeof(page))) > 0)
+		size += n;
+	if (n == 0 || errno != ENOSPC ||
+	    (leave_a_page && ftruncate(fd, size - (off_t)sizeof(page)) != 0)) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+struct full {
+	const char *image, *filler;
+	int err[FULL_SECTORS]; /* what each write returned */
+};
+
+static int full_main(int argc, char **argv, void *arg)
+{
+	struct full *f = arg;
+	mk_block *b = connect_disk();
+	uint8_t buf[FULL_SECTOR];
+
+	if (b == NULL)
+		return 1;
+	/* The file system fills up after connect, as a program's disk fills while it runs. */
+	if (fill(f->filler, true) != 0) {
+		mkt_failf(__LINE__, "cannot fill the file system: %s", strerror(errno));
+		return 1;
+	}
+	for (uint64_t s = 0; s < FULL_SECTORS; s++) {
+		pattern(buf, sizeof(buf), 1, s);
+		f->err[s] = s % 2 ? mk_block_atomic_write(b, s * FULL_SECTOR, buf, sizeof(buf), 0)
+		                  : mk_block_write(b, s * FULL_SECTOR, buf, sizeof(buf), 0);
+	}
+	return 0;
+}
+
+/* Refused: too little room left for the holes. */
+static int full_refused_main(int argc, char **argv, void *arg)
+{
+	mk_block *b = NULL;
+
+	CHECK_INT(mk_block_connect("disk", &b), ==, -ENOSPC);
+	CHECK(b == NULL);
+	CHECK_HAS(mk_last_error(), "'disk'");
+	CHECK_HAS(mk_last_error(), "sparse");
+	CHECK_HAS(mk_last_error(), "free");
+	CHECK_HAS(mk_last_error(), "--block-sector-size:disk=4096");
+	return 0;
+}
+
+/* A sparse file of (size) bytes at (path), made anew. */
+static int make_sparse(const char *path, off_t size)
+{
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+	int r = fd < 0 ? -1 : ftruncate(fd, size);
+
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* The child: both cases on a tmpfs of its own. What fails is written on stderr. */
+static int full_child(void *arg)
+{
+	const char *mnt = arg;
+	char image[PATH_MAX], filler[PATH_MAX];
+	static uint8_t got[FULL_SECTORS * FULL_SECTOR], zero[FULL_SECTOR];
+	struct full f = {image, filler, {0}};
+	struct stat st;
+
+	if (private_tmpfs(mnt) != 0) {
+		fprintf(stderr, "no tmpfs of its own: %s\n", strerror(errno));
+		return MKT_SKIP;
+	}
+	snprintf(image, sizeof(image), "%s/image", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+
+	/* A sparse image on a file system with room: its holes are allocated at connect, so every
+	 * write of an 8192-byte sector succeeds whole once the file system is full. */
+	if (make_sparse(image, FULL_SECTORS * FULL_SECTOR) != 0)
+		return 2;
+	if (run_disk(full_main, &f, image, FULL_SECTOR) != 0 || mkt_failed[0] != '\0') {
+		fprintf(stderr, "run on the full file system: %s\n", mkt_failed);
+		return 1;
+	}
+	read_whole(image, got, FULL_SECTORS * FULL_SECTOR);
+	for (uint64_t s = 0; s < FULL_SECTORS; s++) {
+		uint64_t gen;
+		bool whole = pattern_valid(got + s * FULL_SECTOR, FULL_SECTOR, s, &gen) ||
+		             memcmp(got + s * FULL_SECTOR, zero, FULL_SECTOR) == 0;
+		if (f.err[s] != 0 || !whole) {
+			fprintf(stderr, "sector %llu: write %s, sector %s\n", (unsigned long long)s,
+			        f.err[s] ? mk_strerror(f.err[s]) : "returned 0",
+			        whole ? "whole" : "torn (part written)");
+			return 1;
+		}
+	}
+
+	/* The same image made sparse again, on the full file system: refused, and left sparse. */
+	if (unlink(image) != 0 || truncate(filler, 0) != 0 ||
+	    make_sparse(image, FULL_SECTORS * FULL_SECTOR) != 0 || fill(filler, true) != 0)
+		return 2;
+	if (run_disk(full_refused_main, NULL, image, FULL_SECTOR) != 0 || mkt_failed[0] != '\0') {
+		fprintf(stderr, "connect on the full file system: %s\n", mkt_failed);
+		return 1;
+	}
+	if (stat(image, &st) != 0 || st.st_blocks != 0 ||
+	    st.st_size != FULL_SECTORS * FULL_SECTOR) {
+		fprintf(stderr, "the refused image was changed: %lld blocks, %lld bytes\n",
+		        (long long)st.st_blocks, (long long)st.st_size);
+		return 1;
+	}
+	return 0;
+}
+
+/* Run (child) in a child process, given a mount point of its own (it mounts a tmpfs there with
+ * private_tmpfs); the child returns 0, MKT_SKIP when it cannot mount, or else says on stderr what
+ * failed. */
+static void in_tmpfs(const char *test, int (*child)(void *))
+{
+	char mnt[PATH_MAX];
+	struct mkt_captured c;
+
+	snprintf(mnt, sizeof(mnt), "%s/%s", dir, test);
+	ck_assert_int_eq(mkdir(mnt, 0755), 0);
+	mkt_run_captured(STDERR_FILENO, child, mnt, &c);
+	rmdir(mnt);
+	if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == MKT_SKIP) {
+		skip_test(test, c.text);
+		return;
+	}
+	ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0, "status 0x%x: %s",
+	              c.status, c.text);
+}
+
+START_TEST(full_file_system)
+{
+	in_tmpfs("full_file_system", full_child);
+}
+END_TEST
+
+/* examples/kv-store tells its own fullness from its file system's. */
+#define KV_STORE MK_BUILD_DIR "/examples/kv-store"
+
+/* Run kv-store on (image) with (command); its exit status, with what it wrote in (out). */
+static int kv_store(const char *image, const char *command, char *out, size_t size)
+{
+	char cmd[2 * PATH_MAX + 128];
+	size_t len = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --block:disk='%s' -- %s 2>&1", KV_STORE, image, command);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	while (len + 1 < size && fgets(out + len, (int)(size - len), p) != NULL)
+		len += strlen(out + len);
+	out[len] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int kv_store_child(void *arg)
+{
+	const char *mnt = arg;
+	char image[PATH_MAX], filler[PATH_MAX], out[1024];
+
+	if (private_tmpfs(mnt) != 0) {
+		fprintf(stderr, "no tmpfs of its own: %s\n", strerror(errno));
+		return MKT_SKIP;
+	}
+	snprintf(image, sizeof(image), "%s/kv.img", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+
+	/* The store full: two slots, two keys, a third refused as such. */
+	if (make_sparse(image, 1024) != 0 || kv_store(image, "set a 1", out, sizeof(out)) != 0 ||
+	    kv_store(image, "set b 2", out, sizeof(out)) != 0)
+		return fprintf(stderr, "kv-store: %s\n", out), 1;
+	if (kv_store(image, "set c 3", out, sizeof(out)) != 1 ||
+	    strstr(out, "the store is full") == NULL || strstr(out, "file system") != NULL)
+		return fprintf(stderr, "a full store: %s\n", out), 1;
+
+	/* The file system full under a sparse image: its first write finds no page. */
+	if (make_sparse(image, 64 * 1024) != 0 || fill(filler, false) != 0)
+		return fprintf(stderr, "cannot fill the file system: %s\n", strerror(errno)), 1;
+	if (kv_store(image, "set colour blue", out, sizeof(out)) != 1 ||
+	    strstr(out, "the file system that holds the image is full") == NULL ||
+	    strstr(out, "the store is full") != NULL)
+		return fprintf(stderr, "a full file system: %s\n", out), 1;
+	return 0;
+}
+
+START_TEST(kv_store_full)
+{
+	ck_assert_msg(access(KV_STORE, X_OK) == 0, "%s is not built", KV_STORE);
+	in_tmpfs("kv_store_full", kv_store_child);
 }
 END_TEST
 
@@ -1227,6 +1589,8 @@ static Suite *block_suite(void)
 	tcase_add_test(io, scheduled_on_this_backend);
 	tcase_add_test(io, concurrent_flushes);
 	tcase_add_test(io, truncated_behind);
+	tcase_add_test(io, full_file_system);
+	tcase_add_test(io, kv_store_full);
 	suite_add_tcase(s, io);
 
 	TCase *args = tcase_create("arguments");
@@ -1235,6 +1599,9 @@ static Suite *block_suite(void)
 	tcase_add_test(args, outside_a_task);
 	tcase_add_test(args, connect_errors);
 	tcase_add_test(args, connect_same_file_twice);
+	tcase_add_test(args, connect_special_files_unopened);
+	tcase_add_test(args, connect_kernel_files);
+	tcase_add_test(args, connect_unattached_loop);
 	tcase_add_test(args, bad_sector_size_argument);
 	tcase_add_test(args, read_only_file);
 	suite_add_tcase(s, args);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "mkhost.h"
+#include "noprobe.h"
 #include "testlib.h"
 
 #ifdef MK_HAVE_VALGRIND
@@ -1404,6 +1405,102 @@ START_TEST(stack_size_honoured)
 }
 END_TEST
 
+/* A frame far larger than the stack, whose first write would land past the guard below the
+ * stack: the task that owns it is reported, never another task's stack overwritten. The tests
+ * are built with -fstack-clash-protection, as mkhost's pkg-config flags build a program: the
+ * frame is probed page by page and the first probe past the stack hits its guard. Code built
+ * without the flag (tests/noprobe.c) is caught for frames up to the guard's size. */
+static __attribute__((noinline)) int probed_frame(void)
+{
+	volatile char big[1024 * 1024]; /* four times the default stack, four guards */
+
+	big[0] = 1; /* its far end first */
+	big[sizeof(big) - 1] = 2;
+	return big[0] + big[sizeof(big) - 1];
+}
+
+#define PARKED     8
+#define PARKED_KIB 16
+#define CANARY     0x5a
+
+/* Fills some of its stack and sleeps there; a write into it shows when it wakes. */
+static intptr_t parked_task(void *arg)
+{
+	volatile char mine[PARKED_KIB * 1024];
+
+	for (size_t i = 0; i < sizeof(mine); i++)
+		mine[i] = CANARY;
+	mk_sleep(100 * MS);
+	for (size_t i = 0; i < sizeof(mine); i++)
+		if (mine[i] != CANARY) {
+			fprintf(stderr, "a parked task's stack was overwritten\n");
+			return 1;
+		}
+	return 0;
+}
+
+static intptr_t huge_task(void *arg)
+{
+	const bool *probed = arg;
+
+	/* The parked tasks, whose stacks were mapped after (below) this one, fill theirs. */
+	mk_yield();
+	return *probed ? probed_frame() : mkt_noprobe_frame();
+}
+
+static int main_huge_frame(int argc, char **argv, void *arg)
+{
+	mk_task *huge, *parked[PARKED];
+	intptr_t r, bad = 0;
+
+	if (mk_task_spawn(&huge, "huge", huge_task, arg) != 0)
+		return 3;
+	for (int i = 0; i < PARKED; i++)
+		if (mk_task_spawn(&parked[i], "parked", parked_task, NULL) != 0)
+			return 3;
+	if (mk_task_await(huge, NULL) != 0)
+		return 4;
+	for (int i = 0; i < PARKED; i++)
+		if (mk_task_await(parked[i], &r) != 0 || r != 0)
+			bad++;
+	return bad != 0 ? 5 : 0;
+}
+
+static int child_huge_frame(void *arg)
+{
+	const bool *probed = arg;
+	/* Unprobed: a frame smaller than the guard, larger than what is left of a 64 KiB stack. */
+	struct mk_config cfg = {.stack_size = *probed ? 0 : 64 * 1024};
+	char *argv[] = {"test", NULL};
+	int r = mk_run_config(&cfg, 1, argv, main_huge_frame, arg);
+	return r < 0 ? 100 : r;
+}
+
+static void check_huge_frame_caught(bool probed)
+{
+	struct mkt_captured c;
+
+	mkt_run_captured(STDERR_FILENO, child_huge_frame, &probed, &c);
+	ck_assert_msg(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT,
+	              "a %s frame: child %s %d, stderr: %s", probed ? "1 MiB" : "192 KiB unprobed",
+	              WIFSIGNALED(c.status) ? "killed by signal" : "exited with",
+	              WIFSIGNALED(c.status) ? WTERMSIG(c.status) : WEXITSTATUS(c.status), c.text);
+	ck_assert_msg(strstr(c.text, "stack overflow in task 'huge'") != NULL,
+	              "no \"stack overflow in task 'huge'\" on stderr: %s", c.text);
+}
+
+START_TEST(huge_frame_caught)
+{
+	check_huge_frame_caught(true);
+}
+END_TEST
+
+START_TEST(unprobed_frame_caught)
+{
+	check_huge_frame_caught(false);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -1444,6 +1541,8 @@ static Suite *sched_suite(void)
 	    {"stack_overflow", stack_overflow_caught, 30},
 	    {"stack_overflow_main", stack_overflow_in_main, 30},
 	    {"stack_size_honoured", stack_size_honoured, 30},
+	    {"huge_frame", huge_frame_caught, 30},
+	    {"unprobed_frame", unprobed_frame_caught, 30},
 	};
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
 		TCase *tc = tcase_create(tests[i].name);

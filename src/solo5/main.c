@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -98,14 +99,25 @@ static void note_device(struct launch *l, const char *arg)
 	}
 }
 
-/* The cmdline: (args) joined by spaces, without Solo5's own leading --solo5: flags. */
-static char *join_cmdline(int n, char **args)
+/* The cmdline: (args) joined by spaces, without Solo5's own leading --solo5: flags; NULL, with
+ * (*bad) set and a line on stderr, when a leading one is not a Solo5 flag. */
+static char *join_cmdline(int n, char **args, bool *bad)
 {
 	size_t len = 1;
 	char *s, *p;
 
-	while (n > 0 &&
-	       (strcmp(args[0], "--solo5:quiet") == 0 || strcmp(args[0], "--solo5:debug") == 0)) {
+	while (n > 0 && strncasecmp(args[0], "--solo5", 7) == 0) {
+		if (strcmp(args[0], "--solo5:quiet") != 0 && strcmp(args[0], "--solo5:debug") != 0) {
+			/* A typo would otherwise reach the unikernel as its first argument, and
+			 * the flag it meant would silently not apply. */
+			fprintf(stderr,
+			        "mkhost: '%s' is not one of the Solo5 flags, which are --solo5:quiet "
+			        "and --solo5:debug; a unikernel that takes it itself must get it "
+			        "after another argument\n",
+			        args[0]);
+			*bad = true;
+			return NULL;
+		}
 		/* the last one wins, as Solo5's log level */
 		mk__solo5_quiet = strcmp(args[0], "--solo5:quiet") == 0;
 		args++;
@@ -346,9 +358,13 @@ int main(int argc, char **argv)
 		if (check_manifest(&l, &mk__solo5_manifest, argv[0]) != 0)
 			goto out;
 	}
-	cmdline = join_cmdline(argc - i, argv + i);
-	if (cmdline == NULL)
+	bool bad_flag = false;
+	cmdline = join_cmdline(argc - i, argv + i, &bad_flag);
+	if (cmdline == NULL) {
+		if (!bad_flag)
+			fprintf(stderr, "mkhost: no memory for the cmdline\n");
 		goto out;
+	}
 	heap = mmap(NULL, mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 	            -1, 0);
 	if (heap == MAP_FAILED) {
