@@ -18,6 +18,9 @@
  * gives it back. An lwIP callback must not suspend (no mk_sleep, no mk_cond_wait in a tcp_recv
  * callback): it runs in the middle of lwIP's processing. Wake a task of your own instead.
  *
+ * The library also provides lwIP's sys_now(), which replaces liblwip's: lwIP's clock is
+ * mk_clock_monotonic(), so that under --clock=virtual lwIP's timeouts follow the simulated time.
+ *
  * The lwIP this is built for is Debian's liblwip-dev 2.1 (not NO_SYS, IPv6 on, no DHCP client,
  * TIME_WAIT 120 s); README.md, "Running an lwIP stack", says what the library does about it.
  */

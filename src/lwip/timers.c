@@ -25,6 +25,7 @@
 #include "lwip/etharp.h"
 #include "lwip/init.h"
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/sys.h"
 #include "lwip/timeouts.h"
 #include "glue.h"
 
@@ -45,6 +46,16 @@ static struct {
 	uint64_t last_activity;
 	uint64_t wakeups;
 } core;
+
+/* lwIP's clock is mkhost's. liblwip calls sys_now() through its PLT, so this definition (exported
+ * by libmkhost-lwip, or by a program linked with its archive) replaces Debian's, which reads
+ * CLOCK_MONOTONIC itself. With the real clock nothing changes; with --clock=virtual lwIP's
+ * timeouts follow the simulated time that mk_cond_wait and mk_sleep follow, without which a
+ * retransmission due in 1.5 s would never come while the simulated clock leapt ahead. */
+__attribute__((visibility("default"))) u32_t sys_now(void)
+{
+	return (u32_t)(mk_clock_monotonic() / LW_MS);
+}
 
 static bool busy(uint64_t now)
 {
