@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -337,6 +338,76 @@ START_TEST(tcp_pair_16mib_under_faults)
 }
 END_TEST
 
+/* Issue 14's scenario: two lwIP stacks 50 ms apart on the simulated clock, 5 % loss, and a
+ * partition of 30 virtual seconds in the middle of 16 MiB. The transfer completes intact, in
+ * well under a minute of real time; while the LAN is cut, the client sends its first unacked
+ * segment again after intervals that double (lwIP's backoff), and once it heals, again at the
+ * next interval of that schedule; two runs with one seed write identical captures. */
+START_TEST(tcp_pair_partition_simulated)
+{
+	static char out[2][4096], pcap[2][64], times[8192];
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(pcap[i], sizeof(pcap[i]), "/tmp/mkhost-lwip-cut-XXXXXX");
+		int fd = mkstemp(pcap[i]);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		int st = capture(
+		    out[i], sizeof(out[i]),
+		    "timeout 60 " TCP_PAIR " --clock=virtual --seed=3 "
+		    "--net:client=hub:lan,latency=50000 "
+		    "--net:server=hub:lan,latency=50000 "
+		    "--net-fault:client=drop=5%% '--net-partition:lan=20s-50s:client|server' "
+		    "--net-pcap:client=%s",
+		    pcap[i]);
+		ck_assert_msg(st == 0 && strstr(out[i], "tcp-pair: 16777216 of 16777216 bytes") &&
+		                  strstr(out[i], ": ok\n"),
+		              "%d: %s", st, out[i]);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double real = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_str_eq(out[0], out[1]);
+	ck_assert_int_eq(capture(times, sizeof(times), "cmp %s %s", pcap[0], pcap[1]), 0);
+	ck_assert_msg(real < 30, "two runs took %.1f s of real time", real);
+
+	/* The send times of the segment sent most often between 15 s and the heal: the one stuck
+	 * when the LAN was cut. */
+	ck_assert_int_eq(capture(times, sizeof(times),
+	                         "tshark -r %s -Y 'ip.src == 10.0.0.1 && tcp.len > 0 && "
+	                         "frame.time_relative > 15' -T fields -e tcp.seq "
+	                         "-e frame.time_relative 2>/dev/null | awk '$2 < 50 { n[$1]++ } "
+	                         "{ t[$1] = t[$1] \" \" $2 } END { for (s in n) if (n[s] > best) "
+	                         "{ best = n[s]; w = s } print t[w] }'",
+	                         pcap[0]),
+	                 0);
+	double at[64];
+	int n = 0;
+	for (char *p = times, *end; n < 64; p = end) {
+		double v = strtod(p, &end);
+		if (end == p)
+			break;
+		at[n++] = v;
+	}
+	ck_assert_msg(n >= 5, "the stuck segment was sent %d times: %s", n, times);
+	int after_heal = 0;
+	for (int k = 2; k < n; k++) {
+		double prev = at[k - 1] - at[k - 2], gap = at[k] - at[k - 1];
+		if (at[k - 2] >= 20) /* sent again while nothing came back: lwIP's backoff */
+			ck_assert_msg(gap > 2 * prev - 0.002 && gap < 2 * prev + 0.002,
+			              "intervals %.3f then %.3f s: not doubled (%s)", prev, gap,
+			              times);
+		after_heal += at[k] >= 50;
+	}
+	ck_assert_msg(after_heal >= 1, "not sent again after the heal: %s", times);
+	fprintf(stderr, "partition scenario: %s; sent at%s; two runs in %.2f s real\n",
+	        strtok(out[0], "\n"), times, real);
+	unlink(pcap[0]);
+	unlink(pcap[1]);
+}
+END_TEST
+
 /* The same on the real clock, with 256 KiB (a few seconds). */
 START_TEST(tcp_pair_under_faults_real_time)
 {
@@ -597,6 +668,7 @@ int main(void)
 	mkt_add_test_as_nobody(tc, slirp_hostfwd_dhcp_as_nobody);
 	tcase_add_test(tc, tcp_pair_16mib);
 	tcase_add_loop_test(tc, tcp_pair_16mib_under_faults, 0, 2);
+	tcase_add_test(tc, tcp_pair_partition_simulated);
 	tcase_add_loop_test(tc, tcp_pair_under_faults_real_time, 0, 2);
 	tcase_add_test(tc, idle_makes_no_wakeup);
 	tcase_add_test(tc, chain_sent_as_one_frame);
