@@ -294,6 +294,47 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	return ERR_OK;
 }
 
+/* What to serve: (what) is BODY-BYTES, DIR, or NULL for the default body. 0, or 2 after a message
+ * for a size out of range, or 1 when out of memory. */
+static int httpd_content(const char *what)
+{
+	if (what != NULL && strspn(what, "0123456789") == strlen(what)) {
+		body_len = strtoul(what, NULL, 10);
+		if (body_len > FILE_MAX) {
+			fprintf(stderr, "httpd: a body of at most %d bytes\n", FILE_MAX);
+			return 2;
+		}
+	} else if (what != NULL) {
+		root = what;
+	}
+	body = malloc(body_len ? body_len : 1);
+	if (body == NULL)
+		return 1;
+	for (size_t i = 0; i < body_len; i++)
+		body[i] = i % 64 == 63 ? '\n' : (char)('a' + i % 26);
+	return 0;
+}
+
+/* The listening pcb on PORT, whose connections the callbacks above serve; NULL when lwIP has no
+ * memory for it. */
+static struct tcp_pcb *httpd_listen(void)
+{
+	struct tcp_pcb *pcb = tcp_new(), *listener;
+
+	if (pcb == NULL || tcp_bind(pcb, IP4_ADDR_ANY, PORT) != ERR_OK ||
+	    (listener = tcp_listen(pcb)) == NULL) {
+		if (pcb != NULL)
+			tcp_close(pcb);
+		return NULL;
+	}
+	tcp_accept(listener, on_accept);
+	return listener;
+}
+
+/* Everything above is the HTTP server, on lwIP alone; below, the program that runs it on mkhost.
+ * tests/bench/bench_httpd_poll.c defines HTTPD_NO_MAIN and includes this file to run the same
+ * server on a plain poll(2) loop. */
+#ifndef HTTPD_NO_MAIN
 static int serve_main(int argc, char **argv, void *arg)
 {
 	if (argc < 2 || argc > 3) {
@@ -301,20 +342,9 @@ static int serve_main(int argc, char **argv, void *arg)
 		                "[BODY-BYTES | DIR]\n");
 		return 2;
 	}
-	if (argc == 3 && strspn(argv[2], "0123456789") == strlen(argv[2])) {
-		body_len = strtoul(argv[2], NULL, 10);
-		if (body_len > FILE_MAX) {
-			fprintf(stderr, "httpd: a body of at most %d bytes\n", FILE_MAX);
-			return 2;
-		}
-	} else if (argc == 3) {
-		root = argv[2];
-	}
-	body = malloc(body_len ? body_len : 1);
-	if (body == NULL)
-		return 1;
-	for (size_t i = 0; i < body_len; i++)
-		body[i] = i % 64 == 63 ? '\n' : (char)('a' + i % 26);
+	int rc = httpd_content(argc == 3 ? argv[2] : NULL);
+	if (rc != 0)
+		return rc;
 
 	mk_net *net;
 	struct mk_net_config cfg;
@@ -331,9 +361,8 @@ static int serve_main(int argc, char **argv, void *arg)
 		err = mk_lwip_dhcp(lw, mk_clock_monotonic() + 10000000000ULL);
 	else
 		err = mk_lwip_set_ipv4(lw, argv[1], NULL);
-	struct tcp_pcb *listener = tcp_new();
-	if (err == 0 && (listener == NULL || tcp_bind(listener, IP4_ADDR_ANY, PORT) != ERR_OK ||
-	                 (listener = tcp_listen(listener)) == NULL))
+	struct tcp_pcb *listener = NULL;
+	if (err == 0 && (listener = httpd_listen()) == NULL)
 		err = -ENOMEM;
 	char addr[32] = "";
 	mk_lwip_ipv4(lw, addr, sizeof(addr));
@@ -341,7 +370,6 @@ static int serve_main(int argc, char **argv, void *arg)
 		fprintf(stderr, "httpd: %s\n",
 		        *mk_lwip_last_error() ? mk_lwip_last_error() : mk_strerror(err));
 	} else {
-		tcp_accept(listener, on_accept);
 		const uint8_t *m = cfg.mac;
 		printf("httpd: http://%.*s:%d/ on %s, mac %02x:%02x:%02x:%02x:%02x:%02x, mtu %u, "
 		       "serving ",
@@ -389,3 +417,4 @@ int main(int argc, char **argv)
 	}
 	return rc;
 }
+#endif /* HTTPD_NO_MAIN */
