@@ -3,8 +3,9 @@
  * The input is split at NUL bytes into arguments, after an argv[0]. Checked for every input:
  * - a failure (-EINVAL or -ENOMEM) leaves argv and argc untouched, and -EINVAL comes with a
  *   sentence in mk_last_error();
- * - a success removes exactly the device arguments (and --sandbox) before the first "--" and
- *   the "--" itself, keeps every other argument in order, and NULL-terminates argv;
+ * - a success removes exactly the device arguments (and --sandbox, the tuning options) before
+ *   the first "--" and the "--" itself, keeps every other argument in order, and NULL-terminates
+ *   argv;
  * - every recorded device is well formed: a non-empty name without '=', an interface name or a
  *   descriptor >= 0, a unicast MAC, a power-of-two sector size from 512;
  * - nothing leaks (ASan's leak check) and nothing is read past an argument (ASan).
@@ -19,12 +20,13 @@
 
 #define MAX_ARGS 64
 
-/* The arguments mkhost takes for itself (before a "--"): the device options and --sandbox. */
+/* The arguments mkhost takes for itself (before a "--"): the device options, --sandbox and the
+ * tuning options (--busy-poll=, --stack-size=, --backend=, --clock=, --seed=). */
 static int is_mkhost_arg(const char *s)
 {
 	return strncmp(s, "--net:", 6) == 0 || strncmp(s, "--net-", 6) == 0 ||
 	       strncmp(s, "--block:", 8) == 0 || strncmp(s, "--block-", 8) == 0 ||
-	       strcmp(s, "--sandbox") == 0;
+	       strcmp(s, "--sandbox") == 0 || mk__tuning_is(s);
 }
 
 static void check(int cond, const char *what)
