@@ -53,6 +53,7 @@ struct hub_port {
 	mk_task *pump;       /* "hub:NAME": lets the egress queue's frames go when due */
 	bool pump_idle;      /* parked until a frame is queued */
 	unsigned group;      /* partitions: frames cross only within a group */
+	unsigned next_group; /* the group a partition being checked gives it */
 	bool down;           /* the port's link is down */
 };
 
@@ -438,73 +439,46 @@ static struct hub_port *port_named(struct hub *h, const char *name, size_t len)
 static int partition(struct hub *h, const char *groups, bool strict)
 {
 	unsigned group = 1;
-	size_t n_ports = 0;
-	const char *g = groups;
+	char text[200];
 
+	/* Every name is checked first, into next_group; the groups change only when all are good.
+	 */
 	for (struct hub_port *p = h->ports; p != NULL; p = p->next)
-		n_ports++;
-	unsigned *next = calloc(n_ports + 1, sizeof(*next));
-	if (next == NULL)
-		return mk__fail(-ENOMEM, "hub LAN '%s': out of memory", h->lan);
-	/* First every name is checked; the groups change only when all are good. */
-	for (int pass = 0; pass < 2; pass++) {
-		size_t i = 0;
-		for (struct hub_port *p = h->ports; p != NULL; p = p->next, i++)
-			next[i] = 0;
-		group = 1;
-		g = groups;
-		while (true) {
-			size_t glen = strcspn(g, "|");
-			if (glen == 0) {
-				free(next);
+		p->next_group = 0;
+	for (const char *g = groups;; g++, group++) {
+		if (*g == '|' || *g == '\0')
+			return mk__fail(
+			    -EINVAL,
+			    "hub LAN '%s': '%s' has an empty group; write device names "
+			    "separated by ',' in a group and '|' between groups, e.g. a,b|c",
+			    h->lan, groups);
+		for (;; g++) {
+			size_t len = strcspn(g, ",|");
+			struct hub_port *p = port_named(h, g, len);
+			if (p == NULL && (strict || len == 0))
+				return mk__fail(
+				    -EINVAL,
+				    "hub LAN '%s': '%.*s' in '%s' is not a connected device "
+				    "of this LAN",
+				    h->lan, (int)len, g, groups);
+			if (p != NULL && p->next_group != 0)
 				return mk__fail(-EINVAL,
-				                "hub LAN '%s': '%s' has an empty group; write "
-				                "device names separated by ',' in a group and '|' "
-				                "between groups, e.g. a,b|c",
-				                h->lan, groups);
-			}
-			for (const char *d = g;; d++) {
-				size_t dlen = strcspn(d, ",|");
-				struct hub_port *p = port_named(h, d, dlen);
-				if (p == NULL && (strict || dlen == 0)) {
-					free(next);
-					return mk__fail(-EINVAL,
-					                "hub LAN '%s': '%.*s' in '%s' is not a "
-					                "connected device of this LAN",
-					                h->lan, (int)dlen, d, groups);
-				}
-				i = 0;
-				for (struct hub_port *q = h->ports; q != NULL && q != p;
-				     q = q->next)
-					i++;
-				if (p != NULL && next[i] != 0) {
-					free(next);
-					return mk__fail(
-					    -EINVAL, "hub LAN '%s': '%.*s' is named twice in '%s'",
-					    h->lan, (int)dlen, d, groups);
-				}
-				if (p != NULL)
-					next[i] = group;
-				d += dlen;
-				if (*d != ',')
-					break;
-			}
-			if (g[glen] == '\0')
+				                "hub LAN '%s': '%.*s' is named twice in '%s'",
+				                h->lan, (int)len, g, groups);
+			if (p != NULL)
+				p->next_group = group;
+			g += len;
+			if (*g != ',')
 				break;
-			g += glen + 1;
-			group++;
 		}
-		if (pass == 1) {
-			char text[200];
-			i = 0;
-			snprintf(text, sizeof(text), "mkhost: partition %s: %s", h->lan, groups);
-			for (struct hub_port *p = h->ports; p != NULL; p = p->next, i++) {
-				p->group = next[i];
-				note(p, text);
-			}
-		}
+		if (*g == '\0')
+			break;
 	}
-	free(next);
+	snprintf(text, sizeof(text), "mkhost: partition %s: %s", h->lan, groups);
+	for (struct hub_port *p = h->ports; p != NULL; p = p->next) {
+		p->group = p->next_group;
+		note(p, text);
+	}
 	return 0;
 }
 
