@@ -17,13 +17,6 @@
 
 #define MS 1000000ULL
 
-#define RUN(fn, arg, ...)                                                                          \
-	do {                                                                                       \
-		int r_ = mkt_run(fn, arg, __VA_ARGS__);                                            \
-		ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);                                   \
-		ck_assert_int_eq(r_, 0);                                                           \
-	} while (0)
-
 static void setup(void)
 {
 	mkt_failed[0] = '\0';
@@ -103,7 +96,7 @@ static int main_signal(int argc, char **argv, void *arg)
 
 START_TEST(signal_and_broadcast)
 {
-	RUN(main_signal, NULL, NULL);
+	MKT_RUN_OK(main_signal, NULL, NULL);
 }
 END_TEST
 
@@ -158,7 +151,7 @@ static int main_deadline(int argc, char **argv, void *arg)
 
 START_TEST(deadline)
 {
-	RUN(main_deadline, NULL, NULL);
+	MKT_RUN_OK(main_deadline, NULL, NULL);
 }
 END_TEST
 
@@ -201,8 +194,8 @@ static int main_cancel_self(int argc, char **argv, void *arg)
 
 START_TEST(cancel)
 {
-	RUN(main_cancel, NULL, NULL);
-	RUN(main_cancel_self, NULL, NULL);
+	MKT_RUN_OK(main_cancel, NULL, NULL);
+	MKT_RUN_OK(main_cancel_self, NULL, NULL);
 }
 END_TEST
 
@@ -230,7 +223,7 @@ START_TEST(outside_run)
 	struct waiter *w = NULL;
 
 	ck_assert_int_eq(mk_cond_new(&c), -EPERM);
-	RUN(main_left_waiting, &w, NULL);
+	MKT_RUN_OK(main_left_waiting, &w, NULL);
 	ck_assert_int_eq(w->result, -ECANCELED);
 	ck_assert_int_eq(mk_cond_signal(w->c), -EPERM);
 	ck_assert_int_eq(mk_cond_wait(w->c, MK_FOREVER), -EPERM);
@@ -332,7 +325,7 @@ static int main_try_read(int argc, char **argv, void *arg)
 
 START_TEST(try_read)
 {
-	RUN(main_try_read, NULL, "--net:a=hub:x", "--net:b=hub:x", NULL);
+	MKT_RUN_OK(main_try_read, NULL, "--net:a=hub:x", "--net:b=hub:x", NULL);
 }
 END_TEST
 

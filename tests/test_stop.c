@@ -161,12 +161,11 @@ static int spinning_main(int argc, char **argv, void *arg)
 	return 0;
 }
 
-/* Two signals to a program whose scheduler cannot run: the second kills it, with its own signal
- * (it used to be absorbed, and the program ran on). */
-START_TEST(second_signal_kills_a_spinning_task)
+/* Fork a child running mkt_run(main) with an alarm of 30 s; return once its main has written
+ * 'r' to the pipe, with the read end in (*report). */
+static pid_t start_reporting_child(mk_main_fn main, int *report)
 {
-	static const int sigs[][2] = {{SIGTERM, SIGTERM}, {SIGINT, SIGINT}, {SIGTERM, SIGINT}};
-	int p[2], status;
+	int p[2];
 	char c;
 
 	ck_assert_int_eq(pipe(p), 0);
@@ -176,11 +175,23 @@ START_TEST(second_signal_kills_a_spinning_task)
 		close(p[0]);
 		report_fd = p[1];
 		alarm(30);
-		_exit(mkt_run(spinning_main, NULL, NULL) == 0 ? 0 : 1);
+		_exit(mkt_run(main, NULL, NULL) == 0 ? 0 : 1);
 	}
 	close(p[1]);
 	ck_assert_int_eq(read(p[0], &c, 1), 1);
 	ck_assert_int_eq(c, 'r');
+	*report = p[0];
+	return pid;
+}
+
+/* Two signals to a program whose scheduler cannot run: the second kills it, with its own signal
+ * (it used to be absorbed, and the program ran on). */
+START_TEST(second_signal_kills_a_spinning_task)
+{
+	static const int sigs[][2] = {{SIGTERM, SIGTERM}, {SIGINT, SIGINT}, {SIGTERM, SIGINT}};
+	int report, status;
+	pid_t pid = start_reporting_child(spinning_main, &report);
+
 	kill(pid, sigs[_i][0]);
 	/* Then the second, again every 100 ms for up to 10 s: a signal sent before the first was
 	 * delivered merges with it (valgrind, for one, delivers late). The program spins for 15 s,
@@ -196,34 +207,23 @@ START_TEST(second_signal_kills_a_spinning_task)
 	ck_assert_int_eq(w, pid);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == sigs[_i][1],
 	              "status %#x: not killed by signal %d", status, sigs[_i][1]);
-	close(p[0]);
+	close(report);
 }
 END_TEST
 
 START_TEST(second_signal_kills)
 {
-	int p[2], status;
+	int report, status;
 	char c;
+	pid_t pid = start_reporting_child(stubborn_main, &report);
 
-	ck_assert_int_eq(pipe(p), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		report_fd = p[1];
-		alarm(30);
-		_exit(mkt_run(stubborn_main, NULL, NULL) == 0 ? 0 : 1);
-	}
-	close(p[1]);
-	ck_assert_int_eq(read(p[0], &c, 1), 1);
-	ck_assert_int_eq(c, 'r');
 	kill(pid, SIGTERM);
-	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(read(report, &c, 1), 1);
 	ck_assert_int_eq(c, 'c');
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "status %#x", status);
-	close(p[0]);
+	close(report);
 }
 END_TEST
 

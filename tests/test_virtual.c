@@ -30,13 +30,6 @@
 /* 2000-01-01T00:00:00Z, where a virtual wall clock starts */
 #define EPOCH_NS (946684800ULL * SEC)
 
-#define RUN(fn, arg, ...)                                                                          \
-	do {                                                                                       \
-		int r_ = mkt_run(fn, arg, __VA_ARGS__);                                            \
-		ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);                                   \
-		ck_assert_int_eq(r_, 0);                                                           \
-	} while (0)
-
 static void setup(void)
 {
 	mkt_failed[0] = '\0';
@@ -90,7 +83,7 @@ START_TEST(hour_in_milliseconds)
 {
 	uint64_t real = 0;
 
-	RUN(main_hour, &real, "--clock=virtual", NULL);
+	MKT_RUN_OK(main_hour, &real, "--clock=virtual", NULL);
 	ck_assert_msg(real < (RUNNING_ON_VALGRIND ? 1000 : 10) * MS,
 	              "one virtual hour took %llu us of real time",
 	              (unsigned long long)(real / US));
@@ -178,7 +171,7 @@ static int main_order(int argc, char **argv, void *arg)
 
 START_TEST(timers_in_order)
 {
-	RUN(main_order, NULL, "--clock=virtual", NULL);
+	MKT_RUN_OK(main_order, NULL, "--clock=virtual", NULL);
 }
 END_TEST
 
@@ -301,19 +294,21 @@ START_TEST(seeded_macs)
 {
 	struct macs x, y, z, w, r1, r2;
 
-	RUN(main_macs, &x, "--clock=virtual", "--net:a=hub:l", "--net:b=hub:l", NULL);
-	RUN(main_macs, &y, "--clock=virtual", "--net:a=hub:l", "--net:b=hub:l", "--", "b-first",
-	    NULL);
-	RUN(main_macs, &z, "--clock=virtual", "--seed=7", "--net:a=hub:l", "--net:b=hub:l", NULL);
-	RUN(main_macs, &w, "--seed=7", "--net:a=hub:l", "--net:b=hub:l", NULL); /* real clock */
+	MKT_RUN_OK(main_macs, &x, "--clock=virtual", "--net:a=hub:l", "--net:b=hub:l", NULL);
+	MKT_RUN_OK(main_macs, &y, "--clock=virtual", "--net:a=hub:l", "--net:b=hub:l", "--",
+	           "b-first", NULL);
+	MKT_RUN_OK(main_macs, &z, "--clock=virtual", "--seed=7", "--net:a=hub:l", "--net:b=hub:l",
+	           NULL);
+	MKT_RUN_OK(main_macs, &w, "--seed=7", "--net:a=hub:l", "--net:b=hub:l",
+	           NULL); /* real clock */
 	ck_assert_mem_eq(&x, &y, sizeof(x));
 	ck_assert_mem_eq(&z, &w, sizeof(z));
 	ck_assert_int_ne(memcmp(&x, &z, sizeof(x)), 0);
 	ck_assert_int_ne(memcmp(x.a, x.b, 6), 0);
 	ck_assert_uint_eq(x.a[0] & 3, 2); /* unicast, locally administered */
 	/* Without a seed, on the real clock: from the kernel, different every run. */
-	RUN(main_macs, &r1, "--net:a=hub:l", "--net:b=hub:l", NULL);
-	RUN(main_macs, &r2, "--net:a=hub:l", "--net:b=hub:l", NULL);
+	MKT_RUN_OK(main_macs, &r1, "--net:a=hub:l", "--net:b=hub:l", NULL);
+	MKT_RUN_OK(main_macs, &r2, "--net:a=hub:l", "--net:b=hub:l", NULL);
 	ck_assert_int_ne(memcmp(&r1, &r2, sizeof(r1)), 0);
 }
 END_TEST
@@ -407,8 +402,8 @@ static int main_latency(int argc, char **argv, void *arg)
 
 START_TEST(hub_latency)
 {
-	RUN(main_latency, NULL, "--clock=virtual", "--net:a=hub:l,latency=25000",
-	    "--net:b=hub:l,latency=25000,mtu=1500", NULL);
+	MKT_RUN_OK(main_latency, NULL, "--clock=virtual", "--net:a=hub:l,latency=25000",
+	           "--net:b=hub:l,latency=25000,mtu=1500", NULL);
 }
 END_TEST
 
@@ -468,8 +463,8 @@ START_TEST(hub_rate)
 {
 	struct rate_run r = {0};
 
-	RUN(main_rate, &r, "--clock=virtual", "--net:a=hub:l,rate=1,latency=5000", "--net:b=hub:l",
-	    NULL);
+	MKT_RUN_OK(main_rate, &r, "--clock=virtual", "--net:a=hub:l,rate=1,latency=5000",
+	           "--net:b=hub:l", NULL);
 	ck_assert_uint_eq(r.a.tx_drops, 300 - 256);
 	ck_assert_uint_eq(r.a.tx_frames, 100 + 256);
 }
@@ -580,8 +575,8 @@ START_TEST(partitions_and_links)
 	struct lan3 l;
 
 	memset(&l, 0, sizeof(l));
-	RUN(main_partition, &l, "--clock=virtual", "--net:a=hub:l", "--net:b=hub:l",
-	    "--net:c=hub:l", NULL);
+	MKT_RUN_OK(main_partition, &l, "--clock=virtual", "--net:a=hub:l", "--net:b=hub:l",
+	           "--net:c=hub:l", NULL);
 	/* a's broadcasts lost to partitions and unplugged b: 2 (a|b,c) + 1 (a,b|c) + 1 (b down) */
 	ck_assert_uint_eq(l.st[0].cut_drops, 4);
 	ck_assert_uint_eq(l.st[1].tx_drops, 1); /* its write while unplugged */
@@ -621,8 +616,9 @@ START_TEST(schedule_from_the_command_line)
 {
 	uint32_t got[30] = {0};
 
-	RUN(main_schedule, got, "--clock=virtual", "--net:a=hub:l", "--net:b=hub:l",
-	    "--net:c=hub:l", "--net-partition:l=10ms-20ms:a|b", "--net-down:b=25ms-27ms", NULL);
+	MKT_RUN_OK(main_schedule, got, "--clock=virtual", "--net:a=hub:l", "--net:b=hub:l",
+	           "--net:c=hub:l", "--net-partition:l=10ms-20ms:a|b", "--net-down:b=25ms-27ms",
+	           NULL);
 	for (int ms = 0; ms < 30; ms++)
 		ck_assert_msg(got[ms] == !((ms >= 10 && ms < 20) || (ms >= 25 && ms < 27)),
 		              "the frame of %d ms: %s", ms, got[ms] ? "arrived" : "lost");

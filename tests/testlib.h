@@ -46,6 +46,14 @@ int mkt_packet_socket(const char *ifname, int timeout_ms);
 
 /* mk_run() on a NULL-terminated list of argument strings (argv[0] is supplied). */
 int mkt_run(mk_main_fn main, void *arg, ...);
+/* mkt_run(fn, arg, arguments..., NULL), then assert that no check inside a task failed
+ * (mkt_failed) and that main returned 0. */
+#define MKT_RUN_OK(fn, arg, ...)                                                                   \
+	do {                                                                                       \
+		int r_ = mkt_run(fn, arg, __VA_ARGS__);                                            \
+		ck_assert_msg(!mkt_failed[0], "%s", mkt_failed);                                   \
+		ck_assert_int_eq(r_, 0);                                                           \
+	} while (0)
 
 /* Started as root: execute this program again as nobody with no capability (setpriv), so that
  * the suite proves it needs no privilege; exits with MKT_SKIP when setpriv is missing. Not root:
