@@ -47,14 +47,14 @@ struct mk__loop_ops {
 	void (*fini)(struct mk__loop *l);
 };
 
-/* Set up the backend named by (backend), a value of enum mk_backend. The environment variable
- * MKHOST_BACKEND overrides it, unless (from_args): --backend= on the command line. Prints one
- * line on stderr when it falls back to epoll. */
 /* Who chose the backend: the sentence refusing it names that. */
 enum mk__backend_source {
 	MK__BACKEND_FROM_ARGS,   /* --backend=NAME */
 	MK__BACKEND_FROM_CONFIG, /* mk_config.backend, unless MKHOST_BACKEND is set */
 };
+/* Set up the backend named by (backend), a value of enum mk_backend. The environment variable
+ * MKHOST_BACKEND overrides it unless it comes from the command line (--backend=). AUTO is epoll
+ * under valgrind. Prints one line on stderr when it falls back to epoll. */
 int mk__loop_init(struct mk__loop *l, int backend, bool sealable, enum mk__backend_source from);
 
 /* (sealable): the ring starts disabled and only seal() enables it, with its restrictions. */
