@@ -105,6 +105,15 @@ struct mk_config {
 	 * MK_CLOCK_VIRTUAL it is always used (0 is a seed like any other), so a run is repeatable;
 	 * with the real clock 0 means "random", as before. */
 	uint64_t seed;
+	/* Queue up to this many frames written to a TAP, and hand them to the kernel together
+	 * when the writing task next suspends or yields (or when the queue is full): one system
+	 * call for many frames (--tx-batch=N). Only with the io_uring backend; elsewhere writes
+	 * stay one system call each. While it is on, a write returns before the frame has reached
+	 * the kernel: a frame the kernel then refuses (the interface was removed) moves from
+	 * tx_frames to tx_drops, which mk_net_stats() shows exactly, and a program that ends by
+	 * exit(3) from a task loses the frames still queued (returning from main sends them).
+	 * Default 0 (off): a write is done when the call returns. At most 4096. */
+	unsigned tx_batch;
 };
 
 /* Parse the device arguments out of (argc, argv), run (main) as the first task, and return when

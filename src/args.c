@@ -48,6 +48,8 @@ void mk__args_usage(void)
 	    "                           every task waits (hub: links only); --clock=real\n"
 	    "  --seed=S                 the seed of random MACs and unseeded --net-fault specs\n"
 	    "                           (default: random; 0 with --clock=virtual)\n"
+	    "  --tx-batch=N             queue up to N frames written to a TAP and send them\n"
+	    "                           together when the task suspends (io_uring; default 0)\n"
 	    "  --                       the arguments after it go to the program untouched\n"
 	    "environment: MKHOST_BACKEND=io_uring|epoll|auto (--backend wins over it)\n");
 }
@@ -434,6 +436,7 @@ static const struct known {
     {"--sandbox", 0, NULL},           {"--busy-poll", '=', "US"},
     {"--stack-size", '=', "SIZE"},    {"--backend", '=', "NAME"},
     {"--clock", '=', "virtual"},      {"--seed", '=', "S"},
+    {"--tx-batch", '=', "N"},
 };
 
 /* Edit distance of (a) and (b), both shorter than 64 bytes, letters compared without case. */

@@ -55,8 +55,9 @@ struct mk__blockarg {
 /* --busy-poll=US, --stack-size=SIZE, --backend=NAME (tuning.c): mk_config from the command
  * line, winning over the program's. */
 struct mk__tuning {
-	bool has_busy_poll, has_backend, has_clock, has_seed;
+	bool has_busy_poll, has_backend, has_clock, has_seed, has_tx_batch;
 	unsigned busy_poll_us;
+	unsigned tx_batch;
 	size_t stack_size; /* 0: not given */
 	enum mk_backend backend;
 	enum mk_clock clock;
@@ -184,6 +185,7 @@ struct mk__sched {
 	struct mk_block *blocks;
 	size_t stack_size;
 	unsigned busy_poll_us;
+	unsigned tx_batch; /* frames a TAP may queue before writing them together (0: none) */
 	uint64_t idle_avg_ns; /* busy-polling: recent time from going idle to an event */
 	/* fibers */
 	void *sched_ctx; /* the scheduler's saved context */
@@ -259,6 +261,13 @@ struct mk__link_ops {
 	/* Write one frame, whole. Returns len, or a negative errno value when it was refused. */
 	ssize_t (*write)(mk_net *n, const uint8_t *frame, size_t len);
 	void (*close)(mk_net *n);
+	/* Optional, for links with a descriptor: start waiting for frames (NULL: a readiness poll
+	 * of n->fd with n->poll). */
+	int (*arm)(mk_net *n);
+	/* Optional: whether frames already taken from the kernel wait in the link. */
+	bool (*queued)(const mk_net *n);
+	/* Optional: hand queued writes to the kernel and count what it refused. */
+	void (*flush)(mk_net *n);
 };
 
 struct mk_net {

@@ -14,9 +14,27 @@ struct mk__io {
 	struct mk__io *next; /* epoll: completed file operations waiting for dispatch */
 	int res;
 	int fd;
-	bool armed;       /* waiting for completion: set by poll_in, cleared before done */
+	uint32_t cflags;  /* io_uring: the completion's flags (IORING_CQE_F_*), set before done */
+	bool armed;       /* waiting for completion: set when armed, cleared before the last done */
+	bool multishot;   /* io_uring: one request, many completions (rx_arm) */
 	bool epoll_added; /* epoll: the fd is in the interest list */
 };
+
+/* Receive buffers the kernel fills by itself: io_uring's provided-buffer ring. (count) buffers
+ * of (size) bytes; the completion of a multishot read names the one it filled. */
+struct mk__rxbufs {
+	uint8_t *mem;  /* count * size bytes */
+	size_t size;
+	unsigned count; /* a power of two */
+	void *ring;     /* the ring of free buffers shared with the kernel */
+	int group;      /* its buffer group id */
+};
+
+/* The buffer a multishot read filled, from its completion's flags. */
+static inline uint8_t *mk__rxbufs_at(const struct mk__rxbufs *b, unsigned id)
+{
+	return b->mem + (size_t)id * b->size;
+}
 
 struct mk__loop_ops;
 
@@ -36,7 +54,24 @@ struct mk__loop_ops {
 	 * The epoll backend does it synchronously and reports it at the next wait. */
 	int (*file)(struct mk__loop *l, struct mk__io *io, enum mk__file_op op, void *buf,
 	            size_t len, uint64_t off);
-	/* Forget a readiness wait before its fd is closed. */
+	/* Queue a write of buf[0, len) to (io->fd), a stream (a TAP): it goes to the kernel with the
+	 * next wait, many writes in one system call, and done() gets the byte count or a negative
+	 * errno value. NULL where writes cannot be queued (epoll): the caller writes at once. */
+	int (*send)(struct mk__loop *l, struct mk__io *io, const void *buf, size_t len);
+	/* Receive rings, where the kernel has a multishot read (io_uring, Linux 6.7+); NULL where
+	 * it has not. rx_open sets up (b) or returns a negative errno value (-EOPNOTSUPP: the
+	 * kernel has none). rx_arm starts a multishot read of (io->fd) into (b): each frame is one
+	 * completion, its length as (res) and its buffer in io->cflags (mk__io_buffer); it stays
+	 * armed while io->armed. It ends with -ENOBUFS when every buffer is taken. rx_recycle gives
+	 * a buffer back. rx_close cancels nothing: forget the read first. */
+	int (*rx_open)(struct mk__loop *l, struct mk__rxbufs *b, unsigned count, size_t size);
+	int (*rx_arm)(struct mk__loop *l, struct mk__io *io, struct mk__rxbufs *b);
+	void (*rx_recycle)(struct mk__rxbufs *b, unsigned id);
+	void (*rx_close)(struct mk__loop *l, struct mk__rxbufs *b);
+	/* Whether completions are waiting to be dispatched (in the queue or still to be posted):
+	 * wait(0) would find something. Cheap, no system call. */
+	bool (*due)(struct mk__loop *l);
+	/* Forget a readiness wait (or a multishot read) before its fd is closed. */
 	void (*forget)(struct mk__loop *l, struct mk__io *io);
 	/* Dispatch completions. timeout_ns < 0 blocks until one arrives, 0 never blocks.
 	 * Returns how many were dispatched, or a negative errno value. */
@@ -46,6 +81,16 @@ struct mk__loop_ops {
 	int (*seal)(struct mk__loop *l);
 	void (*fini)(struct mk__loop *l);
 };
+
+/* The buffer a receive completion names, and whether it names one. */
+static inline bool mk__io_has_buffer(const struct mk__io *io)
+{
+	return (io->cflags & 1u) != 0; /* IORING_CQE_F_BUFFER */
+}
+static inline unsigned mk__io_buffer(const struct mk__io *io)
+{
+	return io->cflags >> 16; /* IORING_CQE_BUFFER_SHIFT */
+}
 
 /* Who chose the backend: the sentence refusing it names that. */
 enum mk__backend_source {

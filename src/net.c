@@ -198,7 +198,8 @@ static int wait_readable(struct mk__sched *s, mk_net *n)
 {
 	mk__waitq_push(&n->readers, s->current);
 	if (n->fd >= 0 && !n->poll.armed) {
-		int err = s->loop.ops->poll_in(&s->loop, &n->poll);
+		int err = n->link->arm != NULL ? n->link->arm(n)
+		                               : s->loop.ops->poll_in(&s->loop, &n->poll);
 		if (err != 0) {
 			mk__waitq_remove(&n->readers, s->current);
 			return err;
@@ -224,8 +225,9 @@ static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst, size_t roo
 			break;
 	}
 	/* Whatever happened to this reader, the others must not be left with no one to wake
-	 * them: more frames may be queued and no poll is armed after one fired. */
-	if (!n->poll.armed)
+	 * them: more frames may be queued and no poll is armed after one fired, or the link holds
+	 * frames it took from the kernel. */
+	if (!n->poll.armed || (n->link->queued != NULL && n->link->queued(n)))
 		mk__net_notify(n);
 	return r;
 }
@@ -400,6 +402,8 @@ int mk_net_stats(const mk_net *n, struct mk_net_stats *out)
 		return err;
 	if (out == NULL)
 		return -EINVAL;
+	if (n->link->flush != NULL)
+		n->link->flush((mk_net *)n); /* queued writes: count what the kernel refused */
 	*out = n->stats;
 	return 0;
 }

@@ -202,6 +202,7 @@ static int sched_setup(struct mk__sched *s, const struct mk_config *cfg)
 	                           : cfg && cfg->stack_size ? cfg->stack_size
 	                                                    : DEFAULT_STACK);
 	s->busy_poll_us = t->has_busy_poll ? t->busy_poll_us : cfg ? cfg->busy_poll_us : 0;
+	s->tx_batch = t->has_tx_batch ? t->tx_batch : cfg ? cfg->tx_batch : 0;
 	s->virtual_clock = (t->has_clock ? t->clock : cfg ? cfg->clock : MK_CLOCK_REAL) ==
 	                   MK_CLOCK_VIRTUAL;
 	s->seed = t->has_seed ? t->seed : cfg ? cfg->seed : 0;

@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <linux/if_link.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
@@ -464,6 +465,239 @@ static int check_fd(const mk_net *n, int fd, int *fd_out, unsigned *mtu)
 	return 0;
 }
 
+/* ---- reading and writing through io_uring ----------------------------------------------
+ *
+ * With the io_uring backend a TAP is read by one multishot read into a ring of buffers the kernel
+ * fills by itself (Linux 6.7+; loop.h's rx_*): frames arrive many per system call and wait here,
+ * in the order the kernel gave them, for the readers. Once the ring is armed every frame comes
+ * through it, never by read(2), so no frame can overtake another. Where the kernel has no
+ * multishot read, readiness is a single-shot poll and each frame one read(2), as with epoll.
+ *
+ * With --tx-batch=N (mk_config.tx_batch), writes are copied into one of N slots and queued
+ * (loop.h's send): they go to the kernel with the scheduler's next wait, when the task suspends
+ * or yields, or when the slots run out, many in one system call. The kernel takes a frame
+ * written to a TAP at once, so the slot is free again after that system call. Without it, each
+ * write is one write(2), done when the call returns. */
+
+#define RX_RING_BYTES (256 * 1024) /* the receive buffers of one device, about */
+#define RX_MIN 16
+#define RX_MAX 128
+
+struct tap_tx {
+	struct mk__io io; /* first: the completion gives it back */
+	mk_net *n;
+	struct tap_tx *next_free;
+	size_t len;
+	uint8_t *buf;
+};
+
+struct tap {
+	/* receiving */
+	bool rx_ring;   /* frames come through the ring from now on */
+	bool rx_noring; /* the loop has no ring to offer: poll and read(2) */
+	struct mk__rxbufs bufs;
+	uint32_t *ready; /* frames received, oldest first: buffer id << 16 | length */
+	unsigned ready_head, ready_len;
+	int rx_err; /* the multishot read failed: told to the next reader */
+	/* writing */
+	struct tap_tx *tx; /* tx_batch slots, allocated at the first write */
+	struct tap_tx *tx_free;
+	unsigned tx_busy;  /* queued or in the kernel */
+	bool tx_noqueue;   /* the loop cannot queue writes: write(2) each */
+};
+
+static struct tap *tap_of(const mk_net *n)
+{
+	return n->link_state;
+}
+
+static struct mk__loop *loop_of(const mk_net *n)
+{
+	return &n->sched->loop;
+}
+
+static void on_ring(struct mk__io *io, int res)
+{
+	mk_net *n = (mk_net *)((char *)io - offsetof(struct mk_net, poll));
+	struct tap *t = tap_of(n);
+
+	if (mk__io_has_buffer(io)) {
+		unsigned id = mk__io_buffer(io);
+		if (res >= 0 && t->ready_len < t->bufs.count) {
+			unsigned slot = (t->ready_head + t->ready_len++) & (t->bufs.count - 1);
+			t->ready[slot] = (uint32_t)id << 16 | (uint32_t)res;
+		} else {
+			loop_of(n)->ops->rx_recycle(&t->bufs, id);
+		}
+	} else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && res != -EINTR &&
+	           res != -EAGAIN) {
+		t->rx_err = res; /* the read ended: the next reader hears why */
+	}
+	mk__net_notify(n);
+}
+
+/* Set up the ring at the first wait: a device only written to never has one. */
+static int ring_open(mk_net *n, struct tap *t)
+{
+	struct mk__loop *l = loop_of(n);
+	size_t size = n->cfg.mtu + MK_ETHER_HEADER + 1; /* + 1: a longer frame shows */
+	unsigned count = RX_MIN;
+
+	while (count < RX_MAX && (size_t)count * 2 * size <= RX_RING_BYTES)
+		count *= 2;
+	if (l->ops->rx_open == NULL || l->ops->rx_open(l, &t->bufs, count, size) != 0) {
+		t->rx_noring = true; /* no ring (kernel before 6.7, or no memory): poll and read */
+		return 0;
+	}
+	t->ready = calloc(count, sizeof(*t->ready));
+	if (t->ready == NULL) {
+		l->ops->rx_close(l, &t->bufs);
+		t->rx_noring = true;
+		return 0;
+	}
+	t->rx_ring = true;
+	n->poll.done = on_ring;
+	return 0;
+}
+
+static int tap_arm(mk_net *n)
+{
+	struct tap *t = tap_of(n);
+	struct mk__loop *l = loop_of(n);
+
+	if (!t->rx_ring && !t->rx_noring)
+		ring_open(n, t);
+	if (t->rx_ring)
+		return l->ops->rx_arm(l, &n->poll, &t->bufs);
+	return l->ops->poll_in(l, &n->poll);
+}
+
+static bool tap_queued(const mk_net *n)
+{
+	return tap_of(n)->ready_len > 0;
+}
+
+/* The oldest frame the ring received, into (dst). */
+static ssize_t ring_read(mk_net *n, struct tap *t, uint8_t *dst)
+{
+	struct mk__loop *l = loop_of(n);
+	size_t max = n->cfg.mtu + MK_ETHER_HEADER;
+
+	if (t->ready_len == 0) {
+		if (t->rx_err != 0) {
+			int err = t->rx_err; /* the read ended: say why, and go again next time */
+			t->rx_err = 0;
+			return err == -EBADFD ? -ENODEV : err;
+		}
+		/* Frames the kernel has for us are fetched now, one system call for all of them:
+		 * those waiting to be posted (due), or, when the read is not armed (the first read,
+		 * or every buffer was taken and is back now), those the new read takes at once. */
+		bool fetch = l->ops->due(l);
+		if (!n->poll.armed) {
+			int err = l->ops->rx_arm(l, &n->poll, &t->bufs);
+			if (err != 0)
+				return err;
+			fetch = true;
+		}
+		if (fetch) {
+			int err = l->ops->wait(l, 0);
+			if (err < 0)
+				return err;
+		}
+		if (t->ready_len == 0)
+			return -EAGAIN;
+	}
+	uint32_t e = t->ready[t->ready_head];
+	unsigned id = e >> 16;
+	size_t len = e & 0xffff;
+	t->ready_head = (t->ready_head + 1) & (t->bufs.count - 1);
+	t->ready_len--;
+	ssize_t r = len > max ? 0 : (ssize_t)len; /* longer than mtu + 14: dropped */
+	if (r > 0)
+		memcpy(dst, mk__rxbufs_at(&t->bufs, id), len);
+	l->ops->rx_recycle(&t->bufs, id);
+	return r;
+}
+
+static void on_sent(struct mk__io *io, int res)
+{
+	struct tap_tx *x = (struct tap_tx *)io;
+	mk_net *n = x->n;
+	struct tap *t = tap_of(n);
+
+	if (res != (int)x->len) {
+		/* Counted as sent when it was queued; the kernel refused it. */
+		n->stats.tx_drops++;
+		if (n->stats.tx_frames > 0) {
+			n->stats.tx_frames--;
+			n->stats.tx_bytes -= x->len;
+		}
+	}
+	x->next_free = t->tx_free;
+	t->tx_free = x;
+	t->tx_busy--;
+}
+
+static bool tx_setup(mk_net *n, struct tap *t)
+{
+	size_t max = n->cfg.mtu + MK_ETHER_HEADER;
+	unsigned slots = n->sched->tx_batch;
+	uint8_t *mem;
+
+	if (slots == 0 || loop_of(n)->ops->send == NULL) {
+		t->tx_noqueue = true;
+		return false;
+	}
+	t->tx = calloc(slots, sizeof(*t->tx));
+	mem = malloc(slots * max);
+	if (t->tx == NULL || mem == NULL) {
+		free(t->tx);
+		free(mem);
+		t->tx = NULL;
+		t->tx_noqueue = true; /* write(2) each, as without io_uring */
+		return false;
+	}
+	for (unsigned i = 0; i < slots; i++) {
+		t->tx[i].io.fd = n->fd;
+		t->tx[i].io.done = on_sent;
+		t->tx[i].n = n;
+		t->tx[i].buf = mem + i * max;
+		t->tx[i].next_free = i + 1 < slots ? &t->tx[i + 1] : NULL;
+	}
+	t->tx_free = &t->tx[0];
+	return true;
+}
+
+/* Queue the frame; false when it must be written at once instead. */
+static bool tx_queue(mk_net *n, struct tap *t, const uint8_t *frame, size_t len)
+{
+	struct mk__loop *l = loop_of(n);
+	struct tap_tx *x;
+
+	if (t->tx_noqueue || (t->tx == NULL && !tx_setup(n, t)))
+		return false;
+	if (t->tx_free == NULL && l->ops->wait(l, 0) < 0)
+		return false;
+	x = t->tx_free;
+	if (x == NULL)
+		return false; /* every slot still in the kernel: write(2), after them */
+	memcpy(x->buf, frame, len);
+	x->len = len;
+	if (l->ops->send(l, &x->io, x->buf, len) != 0)
+		return false;
+	t->tx_free = x->next_free;
+	t->tx_busy++;
+	return true;
+}
+
+static void tap_flush(mk_net *n)
+{
+	struct tap *t = tap_of(n);
+
+	if (t->tx_busy > 0)
+		loop_of(n)->ops->wait(loop_of(n), 0);
+}
+
 /* One frame into (dst). A frame longer than mtu + 14 would be cut short by the kernel without a
  * word (the MTU was raised after connect): one byte read beyond that shows it, and the frame is
  * dropped. */
@@ -473,6 +707,10 @@ static ssize_t tap_read(mk_net *n, uint8_t *dst, size_t cap)
 	uint8_t spill;
 	struct iovec iov[2] = {{dst, cap}, {&spill, 1}};
 
+	if (!tap_of(n)->rx_ring && !tap_of(n)->rx_noring)
+		ring_open(n, tap_of(n));
+	if (tap_of(n)->rx_ring)
+		return ring_read(n, tap_of(n), dst);
 	for (;;) {
 		/* read(2) copies faster than readv(2) (~50 ns a frame here), so the spill byte
 		 * comes from the caller's buffer when it has one to spare. */
@@ -486,6 +724,8 @@ static ssize_t tap_read(mk_net *n, uint8_t *dst, size_t cap)
 
 static ssize_t tap_write(mk_net *n, const uint8_t *frame, size_t len)
 {
+	if (tx_queue(n, tap_of(n), frame, len))
+		return (ssize_t)len;
 	for (;;) {
 		ssize_t w = write(n->fd, frame, len);
 		if (w >= 0)
@@ -497,7 +737,21 @@ static ssize_t tap_write(mk_net *n, const uint8_t *frame, size_t len)
 
 static void tap_close(mk_net *n)
 {
+	struct tap *t = tap_of(n);
+
 	close(n->fd);
+	if (t == NULL)
+		return;
+	/* The ring is gone by now (mk_run ends it first), its reads cancelled and its writes
+	 * done: the buffers are ours again. */
+	if (t->rx_ring)
+		loop_of(n)->ops->rx_close(loop_of(n), &t->bufs);
+	free(t->ready);
+	if (t->tx != NULL)
+		free(t->tx[0].buf);
+	free(t->tx);
+	free(t);
+	n->link_state = NULL;
 }
 
 static const struct mk__link_ops tap_ops = {
@@ -505,6 +759,9 @@ static const struct mk__link_ops tap_ops = {
     .read = tap_read,
     .write = tap_write,
     .close = tap_close,
+    .arm = tap_arm,
+    .queued = tap_queued,
+    .flush = tap_flush,
 };
 
 static const mk_net *tap_user(const mk_net *self, int fd, const char *iface)
@@ -534,6 +791,11 @@ int mk__tap_link_open(mk_net *n, const struct mk__netarg *a)
 	/* Without offloads the kernel segments and checksums everything before it reaches us, so
 	 * a frame is never larger than the MTU. Kernels without IFF_VNET_HDR support ignore it. */
 	ioctl(fd, TUNSETOFFLOAD, 0);
+	n->link_state = calloc(1, sizeof(struct tap));
+	if (n->link_state == NULL) {
+		close(fd);
+		return mk__fail(-ENOMEM, "net device '%s': out of memory", n->name);
+	}
 	n->link = &tap_ops;
 	n->fd = fd;
 	n->cfg.mtu = mtu;

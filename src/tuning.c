@@ -1,5 +1,5 @@
 /* The mk_config settings from the command line: --busy-poll=US, --stack-size=SIZE,
- * --backend=NAME, --clock=real|virtual and --seed=S, so that a program (a Solo5 unikernel above all, which has no mk_config to fill)
+ * --backend=NAME, --clock=real|virtual, --seed=S and --tx-batch=N, so that a program (a Solo5 unikernel above all, which has no mk_config to fill)
  * is tuned at run time. A value given here wins over the program's mk_config and over
  * MKHOST_BACKEND. */
 #include <errno.h>
@@ -11,9 +11,10 @@
 #define MAX_BUSY_POLL_US 1000000u     /* a second: past that it is no longer a poll */
 #define MIN_STACK_SIZE   (16u * 1024) /* what a task needs to run at all */
 #define MAX_STACK_SIZE   (1024u * 1024 * 1024)
+#define MAX_TX_BATCH     4096u /* frames queued on one device */
 
 static const char *const prefixes[] = {"--busy-poll=", "--stack-size=", "--backend=",
-                                       "--clock=",     "--seed="};
+                                       "--clock=",     "--seed=",       "--tx-batch="};
 
 bool mk__tuning_is(const char *arg)
 {
@@ -62,6 +63,16 @@ int mk__tuning_parse(struct mk__tuning *t, const char *arg)
 			    arg, MAX_BUSY_POLL_US);
 		t->busy_poll_us = (unsigned)n;
 		t->has_busy_poll = true;
+		return 0;
+	}
+	if (strncmp(arg, "--tx-batch", 10) == 0) {
+		if (number(v, &n, NULL, &shift) != 0 || n > MAX_TX_BATCH)
+			return mk__fail(-EINVAL,
+			                "'%s': write how many frames a TAP may queue, from 0 (off) to "
+			                "%u, e.g. --tx-batch=64",
+			                arg, MAX_TX_BATCH);
+		t->tx_batch = (unsigned)n;
+		t->has_tx_batch = true;
 		return 0;
 	}
 	if (strncmp(arg, "--stack-size", 12) == 0) {
@@ -132,5 +143,9 @@ int mk__tuning_check_config(const struct mk_config *cfg)
 		return mk__fail(-EINVAL,
 		                "mk_config.busy_poll_us is %u; give 0 (off) to %u microseconds",
 		                cfg->busy_poll_us, MAX_BUSY_POLL_US);
+	if (cfg->tx_batch > MAX_TX_BATCH)
+		return mk__fail(-EINVAL,
+		                "mk_config.tx_batch is %u; give 0 (off) to %u frames",
+		                cfg->tx_batch, MAX_TX_BATCH);
 	return 0;
 }

@@ -21,7 +21,7 @@
 #define MAX_ARGS 64
 
 /* The arguments mkhost takes for itself (before a "--"): the device options, --sandbox and the
- * tuning options (--busy-poll=, --stack-size=, --backend=, --clock=, --seed=). */
+ * tuning options (--busy-poll=, --stack-size=, --backend=, --clock=, --seed=, --tx-batch=). */
 static int is_mkhost_arg(const char *s)
 {
 	return strncmp(s, "--net:", 6) == 0 || strncmp(s, "--net-", 6) == 0 ||
