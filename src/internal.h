@@ -291,6 +291,8 @@ struct mk_net {
 /* Open the link of a new device: set n->link, n->fd (or -1), n->cfg.mtu and link_state from
  * (value), the text after --net:NAME=. Errors carry a sentence naming (name). */
 int mk__tap_link_open(mk_net *n, const struct mk__netarg *a);
+/* Whether the TAP (n) receives through io_uring's ring (for the tests). */
+bool mk__tap_rx_ring(const mk_net *n);
 int mk__unix_link_open(mk_net *n, const struct mk__netarg *a);  /* link_unix.c */
 int mk__hub_link_open(mk_net *n, const struct mk__netarg *a);   /* link_hub.c */
 /* Check the schedule of changes (--net-partition, --net-down) against the hub: devices of the

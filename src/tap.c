@@ -506,6 +506,8 @@ struct tap {
 	bool tx_noqueue;   /* the loop cannot queue writes: write(2) each */
 };
 
+static const struct mk__link_ops tap_ops;
+
 static struct tap *tap_of(const mk_net *n)
 {
 	return n->link_state;
@@ -570,6 +572,11 @@ static int tap_arm(mk_net *n)
 	if (t->rx_ring)
 		return l->ops->rx_arm(l, &n->poll, &t->bufs);
 	return l->ops->poll_in(l, &n->poll);
+}
+
+bool mk__tap_rx_ring(const mk_net *n)
+{
+	return n->link == &tap_ops && tap_of(n)->rx_ring;
 }
 
 static bool tap_queued(const mk_net *n)

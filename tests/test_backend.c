@@ -158,6 +158,7 @@ START_TEST(config_out_of_range)
 	    {{.stack_size = SIZE_MAX - 4095}, "from 16 KiB to 1 GiB"},
 	    {{.stack_size = 4096}, "mk_config.stack_size is 4096 bytes"},
 	    {{.busy_poll_us = 2000000}, "mk_config.busy_poll_us is 2000000"},
+	    {{.tx_batch = 4097}, "mk_config.tx_batch is 4097"},
 	};
 	char *argv[] = {"test", NULL};
 
@@ -170,7 +171,8 @@ START_TEST(config_out_of_range)
 		ck_assert_msg(strstr(mk_last_error(), bad[i].says) != NULL, "case %zu: %s", i,
 		              mk_last_error());
 	}
-	struct mk_config edge = {.stack_size = 1024 * 1024 * 1024, .busy_poll_us = 1000000};
+	struct mk_config edge = {
+	    .stack_size = 1024 * 1024 * 1024, .busy_poll_us = 1000000, .tx_batch = 4096};
 	ck_assert_int_eq(mk_run_config(&edge, 1, argv, record_backend, NULL), 7);
 }
 END_TEST

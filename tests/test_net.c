@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../src/internal.h"
 #include "mkhost.h"
 #include "testlib.h"
 
@@ -1998,6 +1999,145 @@ START_TEST(stats_counters)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------- */
+/*  --tx-batch                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static bool on_uring(void)
+{
+	return strcmp(mk_backend_name(), "io_uring") == 0;
+}
+
+/* With --tx-batch=16, writes wait until the task suspends (io_uring: nothing on the wire before
+ * the yield), or go out together when the 16 slots are full; every frame arrives, in order, and
+ * the counters are exact. On epoll the option changes nothing: each write is done at once. */
+static int batch_main(int argc, char **argv, void *arg)
+{
+	struct ctx *c = arg;
+	struct mk_net_stats st;
+	uint8_t f[1514];
+	uint32_t seq = 0;
+
+	mk_net *net = lib_connect("svc", c->ifname, &c->cfg);
+	for (int k = 0; k < 10; k++, seq++) {
+		frame_fill(f, 60 + (size_t)k, seq);
+		ck_assert_int_eq(mk_net_write_bigstring(net, f, sizeof(f), 0, 60 + (size_t)k),
+		                 60 + k);
+	}
+	if (on_uring())
+		expect_pk_nothing(c->pfd, 100); /* queued, not yet sent */
+	ck_assert_int_eq(mk_yield(), 0);
+	for (uint32_t k = 0; k < 10; k++)
+		expect_pk_frame(c->pfd, 60 + k, k);
+
+	/* 100 frames without a pause: the slots fill and are sent six times over. */
+	for (int k = 0; k < 100; k++, seq++) {
+		frame_fill(f, 100, seq);
+		ck_assert_int_eq(mk_net_write_string(net, f, sizeof(f), 0, 100), 100);
+	}
+	for (uint32_t k = 0; k < (on_uring() ? 96u : 100u); k++)
+		expect_pk_frame(c->pfd, 100, 10 + k);
+	if (on_uring())
+		expect_pk_nothing(c->pfd, 100); /* the last 4 wait for the task to suspend */
+	ck_assert_int_eq(mk_sleep(1 * MS), 0);
+	for (uint32_t k = on_uring() ? 96 : 100; k < 100; k++)
+		expect_pk_frame(c->pfd, 100, 10 + k);
+	ck_assert_int_eq(mk_net_stats(net, &st), 0);
+	ck_assert_uint_eq(st.tx_frames, 110);
+	ck_assert_uint_eq(st.tx_bytes, 10 * 60 + 45 + 100 * 100);
+	ck_assert_uint_eq(st.tx_drops, 0);
+
+	/* The last frames are queued when main returns: mk_run sends them before it ends. */
+	struct filler fl = {.fill = 200, .ret = 200, .seq = 500};
+	ck_assert_int_eq(mk_net_write_into(net, 200, fill_frame, &fl), 200);
+	frame_fill(f, 300, 501);
+	ck_assert_int_eq(mk_net_write_bigstring(net, f, sizeof(f), 0, 300), 300);
+	return 0;
+}
+
+START_TEST(tx_batch)
+{
+	struct ctx c;
+	ctx_open(&c, "ttb0", 0);
+	ck_assert_int_eq(mkt_run(batch_main, &c, "--net:svc=ttb0", "--tx-batch=16", NULL), 0);
+	expect_pk_frame(c.pfd, 200, 500);
+	expect_pk_frame(c.pfd, 300, 501);
+	expect_pk_nothing(c.pfd, 100);
+	ctx_close(&c);
+}
+END_TEST
+
+/* A queued frame the kernel refuses (the interface went down) is returned as sent, then moves
+ * from tx_frames to tx_drops, which mk_net_stats shows at once. */
+static int batch_refused_main(int argc, char **argv, void *arg)
+{
+	struct ctx *c = arg;
+	struct mk_net_stats st;
+	uint8_t f[60];
+
+	mk_net *net = lib_connect("svc", c->ifname, &c->cfg);
+	frame_fill(f, 60, 1);
+	ck_assert_int_eq(mk_net_write_bigstring(net, f, 60, 0, 60), 60);
+	ck_assert_int_eq(mk_yield(), 0);
+	expect_pk_frame(c->pfd, 60, 1);
+	ck_assert_int_eq(mkt_sh("ip link set dev %s down", c->ifname), 0);
+	frame_fill(f, 60, 2);
+	ck_assert_int_eq(mk_net_write_bigstring(net, f, 60, 0, 60), on_uring() ? 60 : 0);
+	ck_assert_int_eq(mk_net_write_string(net, f, 60, 0, 60), on_uring() ? 60 : 0);
+	ck_assert_int_eq(mk_net_stats(net, &st), 0);
+	ck_assert_uint_eq(st.tx_frames, 1);
+	ck_assert_uint_eq(st.tx_bytes, 60);
+	ck_assert_uint_eq(st.tx_drops, 2);
+	ck_assert_int_eq(mkt_sh("ip link set dev %s up", c->ifname), 0);
+	ck_assert(mkt_link_ready(c->ifname, 3000));
+	frame_fill(f, 60, 3);
+	ck_assert_int_eq(mk_net_write_bigstring(net, f, 60, 0, 60), 60);
+	ck_assert_int_eq(mk_yield(), 0);
+	expect_pk_frame(c->pfd, 60, 3);
+	expect_pk_nothing(c->pfd, 100);
+	return 0;
+}
+
+START_TEST(tx_batch_refused)
+{
+	struct ctx c;
+	ctx_open(&c, "ttr0", 0);
+	ck_assert_int_eq(mkt_run(batch_refused_main, &c, "--net:svc=ttr0", "--tx-batch=8", NULL),
+	                 0);
+	ctx_close(&c);
+}
+END_TEST
+
+/* On io_uring, where the kernel has a multishot read (6.7+) and MKHOST_URING_RX=poll does not
+ * turn it off, frames come through the receive ring. */
+static int ring_main(int argc, char **argv, void *arg)
+{
+	struct ctx *c = arg;
+	uint8_t buf[1514];
+
+	mk_net *net = lib_connect("svc", c->ifname, &c->cfg);
+	for (uint32_t k = 0; k < 200; k++)
+		pk_send_frame(c->pfd, 60 + k, k);
+	usleep(50000);
+	for (uint32_t k = 0; k < 200; k++)
+		expect_lib_frame(net, k % 2 ? READ_BYTES : READ_BIGSTRING, buf, sizeof(buf), 0,
+		                 sizeof(buf), 60 + k, k);
+	const char *rx = getenv("MKHOST_URING_RX");
+	bool want = on_uring() && mkt_kernel_at_least(6, 7) && !(rx != NULL && strcmp(rx, "poll") == 0);
+	ck_assert_msg(mk__tap_rx_ring(net) == want, "the receive ring is %s, expected %s",
+	              mk__tap_rx_ring(net) ? "on" : "off", want ? "on" : "off");
+	return 0;
+}
+
+START_TEST(rx_ring_used)
+{
+	struct ctx c;
+	ctx_open(&c, "trr0", 0);
+	ck_assert_int_eq(mkt_run(ring_main, &c, "--net:svc=trr0", NULL), 0);
+	ctx_close(&c);
+}
+END_TEST
+
 /* A frame larger than mtu + 14 reaches the TAP queue when it is VLAN-tagged (the kernel allows 4
  * bytes more for the tag): the library must drop it, count it, and deliver the next frame, both
  * when (len) leaves room for it and when it is exactly mtu + 14 (the kernel then truncates the
@@ -2066,6 +2206,9 @@ int main(void)
 	tcase_add_test(frames, oversize_received);
 	tcase_add_test(frames, write_refused);
 	tcase_add_test(frames, interface_removed);
+	tcase_add_test(frames, tx_batch);
+	tcase_add_test(frames, tx_batch_refused);
+	tcase_add_test(frames, rx_ring_used);
 	suite_add_tcase(s, frames);
 
 	TCase *config = tcase_create("config");

@@ -19,6 +19,7 @@ static void setup(void)
 struct seen {
 	int argc;
 	unsigned busy_poll_us;
+	unsigned tx_batch;
 	size_t stack_size;
 	char backend[16];
 	int ran;
@@ -42,6 +43,7 @@ static int main_seen(int argc, char **argv, void *arg)
 	s->ran++;
 	s->argc = argc;
 	s->busy_poll_us = sc->busy_poll_us;
+	s->tx_batch = sc->tx_batch;
 	s->stack_size = sc->stack_size;
 	snprintf(s->backend, sizeof(s->backend), "%s", mk_backend_name());
 	if (s->stack_size >= 1024 * 1024) {
@@ -69,14 +71,16 @@ static int run(const struct mk_config *cfg, struct seen *s, const char *const *a
 
 START_TEST(applied_and_removed)
 {
-	const char *args[] = {"--busy-poll=50", "--stack-size=1M", "--backend=epoll", NULL};
+	const char *args[] = {"--busy-poll=50", "--stack-size=1M", "--backend=epoll",
+	                      "--tx-batch=64", NULL};
 	struct seen s;
 
 	ck_assert_int_eq(run(NULL, &s, args), 0);
 	ck_assert_msg(mkt_failed[0] == '\0', "%s", mkt_failed);
 	ck_assert_int_eq(s.ran, 1);
-	ck_assert_int_eq(s.argc, 1); /* all three taken out of argv */
+	ck_assert_int_eq(s.argc, 1); /* all four taken out of argv */
 	ck_assert_uint_eq(s.busy_poll_us, 50);
+	ck_assert_uint_eq(s.tx_batch, 64);
 	ck_assert_uint_eq(s.stack_size, 1024 * 1024);
 	ck_assert_str_eq(s.backend, "epoll");
 }
@@ -84,18 +88,23 @@ END_TEST
 
 START_TEST(command_line_wins)
 {
-	struct mk_config cfg = {
-	    .stack_size = 64 * 1024, .busy_poll_us = 10, .backend = MK_BACKEND_EPOLL};
+	struct mk_config cfg = {.stack_size = 64 * 1024,
+	                        .busy_poll_us = 10,
+	                        .backend = MK_BACKEND_EPOLL,
+	                        .tx_batch = 32};
 	const char *none[] = {NULL};
-	const char *args[] = {"--busy-poll=0", "--stack-size=512K", "--backend=auto", NULL};
+	const char *args[] = {"--busy-poll=0", "--stack-size=512K", "--backend=auto",
+	                      "--tx-batch=0", NULL};
 	const char *after[] = {"--", "--busy-poll=7", NULL};
 	struct seen s;
 
 	ck_assert_int_eq(run(&cfg, &s, none), 0);
 	ck_assert_uint_eq(s.busy_poll_us, 10);
+	ck_assert_uint_eq(s.tx_batch, 32);
 	ck_assert_uint_eq(s.stack_size, 64 * 1024);
 	ck_assert_int_eq(run(&cfg, &s, args), 0);
 	ck_assert_uint_eq(s.busy_poll_us, 0);
+	ck_assert_uint_eq(s.tx_batch, 0);
 	ck_assert_uint_eq(s.stack_size, 512 * 1024);
 	/* after "--" it is the program's argument */
 	ck_assert_int_eq(run(&cfg, &s, after), 0);
@@ -144,6 +153,12 @@ static const struct {
     {"--stack-size=99999999999999999999", "from 16K"},
     {"--backend=kqueue", "io_uring, epoll, auto"},
     {"--backend", "io_uring, epoll, auto"},
+    {"--tx-batch=", "--tx-batch=64"},
+    {"--tx-batch", "--tx-batch=64"},
+    {"--tx-batch=x", "from 0 (off) to 4096"},
+    {"--tx-batch=-1", "from 0 (off) to 4096"},
+    {"--tx-batch=4097", "from 0 (off) to 4096"},
+    {"--tx-batch=16k", "from 0 (off) to 4096"},
 };
 
 START_TEST(bad_values_refused)

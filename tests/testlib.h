@@ -68,6 +68,9 @@ int mkt_tun_attach(const char *name, short flags);
  * kernel has noticed: frames sent to a TAP before that are dropped silently. 1 when it runs. */
 int mkt_link_ready(const char *ifname, int timeout_ms);
 
+/* Whether the running kernel is version major.minor or later. */
+bool mkt_kernel_at_least(int major, int minor);
+
 /* Wait up to (timeout_ms) for the child (pid), then kill it; its wait status. */
 int mkt_wait_child(pid_t pid, int timeout_ms);
 
