@@ -1,11 +1,13 @@
 /* The io_uring backend. Submissions are batched and go in with the wait, so a blocking wait is
  * one system call, and queued writes (send) ride along with it.
  *
- * Receiving: where the kernel has IORING_OP_READ_MULTISHOT (Linux 6.7), a TAP is read by one
- * multishot read into a ring of provided buffers (rx_*): frames arrive as completions, many per
- * system call, with no read(2) each. Elsewhere readiness is a single-shot POLL_ADD armed only
- * after a read found the device empty: measured here, a multishot poll made that path 2.6-3x
- * slower, because it completes for every frame even while the reader is busy draining. */
+ * Receiving: readiness is a single-shot POLL_ADD armed only after a read(2) found the device
+ * empty: measured here, a multishot poll made that path 2.6-3x slower, because it completes for
+ * every frame even while the reader is busy draining. With MKHOST_URING_RX=ring, where the kernel
+ * has IORING_OP_READ_MULTISHOT (Linux 6.7), a TAP is read instead by one multishot read into a
+ * ring of provided buffers (rx_*): frames arrive as completions, many per system call, with no
+ * read(2) each. That wins only where a system call is dear; on the machine it was measured on it
+ * lost on every row, so it is not the default. */
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
@@ -341,16 +343,16 @@ static const struct mk__loop_ops uring_ops = {
     .fini = uring_fini,
 };
 
-/* Whether receive rings can be used: the kernel has the multishot read (Linux 6.7), and
- * MKHOST_URING_RX is not "poll" (which keeps the single-shot poll and read(2) of older kernels,
- * for comparison and for testing that path on new ones). */
+/* Whether receive rings are used: MKHOST_URING_RX=ring asks for them, and the kernel has the
+ * multishot read (Linux 6.7). Not by default: measured on the 2-vCPU Intel VM this was written
+ * on, the ring cost more than a read(2) per frame on every row (README, "Performance"). */
 static bool has_read_multishot(struct io_uring *ring)
 {
 	const char *rx = getenv("MKHOST_URING_RX");
 	struct io_uring_probe *p;
 	bool ok;
 
-	if (rx != NULL && strcmp(rx, "poll") == 0)
+	if (rx == NULL || strcmp(rx, "ring") != 0)
 		return false;
 	p = io_uring_get_probe_ring(ring);
 	if (p == NULL)

@@ -467,8 +467,8 @@ static int check_fd(const mk_net *n, int fd, int *fd_out, unsigned *mtu)
 
 /* ---- reading and writing through io_uring ----------------------------------------------
  *
- * With the io_uring backend a TAP is read by one multishot read into a ring of buffers the kernel
- * fills by itself (Linux 6.7+; loop.h's rx_*): frames arrive many per system call and wait here,
+ * With the io_uring backend and MKHOST_URING_RX=ring, a TAP is read by one multishot read into a
+ * ring of buffers the kernel fills by itself (Linux 6.7+; loop.h's rx_*): frames arrive many per system call and wait here,
  * in the order the kernel gave them, for the readers. Once the ring is armed every frame comes
  * through it, never by read(2), so no frame can overtake another. Where the kernel has no
  * multishot read, readiness is a single-shot poll and each frame one read(2), as with epoll.

@@ -43,14 +43,15 @@ struct ep {
 	unsigned writes_outstanding; /* submitted or queued, not yet completed */
 };
 
-static const char *const impl_names[] = {"mkhost", "read", "epoll", "uring"};
+static const char *const impl_names[] = {"mkhost", "read", "epoll", "uring", "mkhost-batch"};
 
 enum ep_impl ep_impl_parse(const char *name)
 {
 	for (size_t i = 0; i < sizeof(impl_names) / sizeof(impl_names[0]); i++)
 		if (strcmp(name, impl_names[i]) == 0)
 			return (enum ep_impl)i;
-	bench_die("unknown implementation '%s' (mkhost, read, epoll or uring)", name);
+	bench_die("unknown implementation '%s' (mkhost, mkhost-batch, read, epoll or uring)",
+	          name);
 }
 
 const char *ep_impl_name(enum ep_impl impl)
@@ -336,6 +337,10 @@ int ep_run(enum ep_impl impl, const char *iface, unsigned busy_poll_us,
 
 	if (e == NULL)
 		bench_die("out of memory");
+	unsigned tx_batch = impl == EP_MKHOST_BATCH ? 64 : 0;
+
+	if (impl == EP_MKHOST_BATCH)
+		impl = EP_MKHOST;
 	e->impl = impl;
 	e->iface = iface;
 	e->fd = e->epfd = -1;
@@ -345,7 +350,7 @@ int ep_run(enum ep_impl impl, const char *iface, unsigned busy_poll_us,
 		char arg0[] = "bench", dev[128], mac[] = "--net-mac:bench=02:6d:6b:00:00:0a";
 		snprintf(dev, sizeof(dev), "--net:bench=%s", iface);
 		char *argv[] = {arg0, dev, mac, NULL};
-		struct mk_config cfg = {.busy_poll_us = busy_poll_us};
+		struct mk_config cfg = {.busy_poll_us = busy_poll_us, .tx_batch = tx_batch};
 		struct mk_call call = {e, body, arg};
 		int rc = mk_run_config(&cfg, 3, argv, mk_main, &call);
 		if (rc < 0)

@@ -19,7 +19,8 @@
 #define EP_URING_DEPTH 16
 #define EP_URING_BATCH 32
 
-enum ep_impl { EP_MKHOST, EP_READ, EP_EPOLL, EP_URING };
+/* EP_MKHOST_BATCH: mkhost with --tx-batch=64 (mk_config.tx_batch). */
+enum ep_impl { EP_MKHOST, EP_READ, EP_EPOLL, EP_URING, EP_MKHOST_BATCH };
 
 struct ep;
 
