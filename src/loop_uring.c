@@ -24,6 +24,7 @@
 struct uring_loop {
 	struct io_uring ring;
 	bool read_multishot; /* the kernel has OP_READ_MULTISHOT and rings are allowed */
+	bool sealed;         /* no register operation any more (--sandbox) */
 	int next_group;      /* buffer group id of the next receive ring */
 };
 
@@ -99,7 +100,8 @@ static int uring_rx_open(struct mk__loop *l, struct mk__rxbufs *b, unsigned coun
 	size_t ring_bytes = count * sizeof(struct io_uring_buf);
 	int err;
 
-	if (!u->read_multishot)
+	/* After the seal a register call would be refused, by seccomp first: no ring then. */
+	if (!u->read_multishot || u->sealed)
 		return -EOPNOTSUPP;
 	memset(b, 0, sizeof(*b));
 	if (posix_memalign((void **)&br, 4096, ring_bytes < 4096 ? 4096 : ring_bytes) != 0 ||
@@ -324,6 +326,7 @@ static int uring_seal(struct mk__loop *l)
 	if (err == 0)
 		err = io_uring_register((unsigned)ring_of(l)->ring_fd, IORING_REGISTER_ENABLE_RINGS,
 		                        NULL, 0);
+	((struct uring_loop *)l->impl)->sealed = true;
 	return err < 0 ? err : 0;
 }
 

@@ -806,5 +806,8 @@ int mk__tap_link_open(mk_net *n, const struct mk__netarg *a)
 	n->link = &tap_ops;
 	n->fd = fd;
 	n->cfg.mtu = mtu;
+	/* With --sandbox the loop is sealed before the first read: set the ring up now. */
+	if (n->sched->args.sandbox)
+		ring_open(n, tap_of(n));
 	return 0;
 }
