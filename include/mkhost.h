@@ -382,7 +382,9 @@ MK_EXPORT ssize_t mk_net_read_bytes(mk_net *net, void *buf, size_t size, size_t 
 
 /* Write the frame buf[off, off + len) of a buffer of (size) bytes, Ethernet header included.
  * The write is done when the call returns, atomic (the whole frame or nothing), and does not
- * suspend. A frame the kernel refuses is counted in tx_drops.
+ * suspend. A frame the kernel refuses is counted in tx_drops. With mk_config.tx_batch
+ * (--tx-batch=N) on a TAP and the io_uring backend, the frame is copied and queued instead, and
+ * reaches the kernel when the task next suspends or yields; see mk_config.
  * Returns len; 0 if the kernel refused the frame (counted as a drop); or
  *   -EINVAL  (buf) is NULL, off + len does not fit in (size), len < 14 or len > mtu + 14;
  *   -EPERM   outside mk_run. */
