@@ -43,14 +43,16 @@ struct ep {
 	unsigned writes_outstanding; /* submitted or queued, not yet completed */
 };
 
-static const char *const impl_names[] = {"mkhost", "read", "epoll", "uring", "mkhost-batch"};
+static const char *const impl_names[] = {"mkhost", "read",         "epoll",
+                                         "uring",  "mkhost-batch", "mkhost-busypoll50"};
 
 enum ep_impl ep_impl_parse(const char *name)
 {
 	for (size_t i = 0; i < sizeof(impl_names) / sizeof(impl_names[0]); i++)
 		if (strcmp(name, impl_names[i]) == 0)
 			return (enum ep_impl)i;
-	bench_die("unknown implementation '%s' (mkhost, mkhost-batch, read, epoll or uring)",
+	bench_die("unknown implementation '%s' (mkhost, mkhost-batch, mkhost-busypoll50, read, "
+	          "epoll or uring)",
 	          name);
 }
 
@@ -339,7 +341,9 @@ int ep_run(enum ep_impl impl, const char *iface, unsigned busy_poll_us,
 		bench_die("out of memory");
 	unsigned tx_batch = impl == EP_MKHOST_BATCH ? 64 : 0;
 
-	if (impl == EP_MKHOST_BATCH)
+	if (impl == EP_MKHOST_BUSYPOLL && busy_poll_us == 0)
+		busy_poll_us = 50;
+	if (impl == EP_MKHOST_BATCH || impl == EP_MKHOST_BUSYPOLL)
 		impl = EP_MKHOST;
 	e->impl = impl;
 	e->iface = iface;
