@@ -472,7 +472,8 @@ struct mk_block_stats {
 	uint64_t flush_ops;              /* flushes that succeeded */
 	uint64_t immediate_ops; /* scheduled reads and writes (mk_block_read, _write) that the
 	                           kernel did at once, without the event loop (RWF_NOWAIT: the data
-	                           was in the page cache); also counted in read_ops or write_ops */
+	                           was in the page cache; or a file on tmpfs or ramfs, whose data
+	                           is in memory); also counted in read_ops or write_ops */
 };
 
 /* Acquire the block device (name) given on the command line as --block:NAME=FILE and store it in

@@ -40,6 +40,7 @@ struct mk_block {
 	uint64_t length;
 	struct mk_block_stats stats;
 	bool no_nowait[2]; /* the file refused RWF_NOWAIT for reads [0] or writes [1] */
+	bool in_memory;    /* on tmpfs or ramfs: a read or write never waits for a device */
 };
 
 #define DEFAULT_SECTOR 512
@@ -186,6 +187,10 @@ static int open_file(mk_block *b)
 	}
 	if (b->fd < 0)
 		return open_error(b, -errno);
+	struct statfs sfs;
+	b->in_memory = fstatfs(b->fd, &sfs) == 0 &&
+	               ((unsigned long)sfs.f_type == 0x01021994 /* TMPFS_MAGIC */ ||
+	                (unsigned long)sfs.f_type == 0x858458f6 /* RAMFS_MAGIC */);
 	return lock_file(b);
 }
 
@@ -588,15 +593,26 @@ static ssize_t transfer_nowait(mk_block *b, enum mk__file_op op, uint8_t *buf, s
 	bool write = op == MK__FILE_WRITE;
 	ssize_t r;
 
+	if (b->no_nowait[write] && b->in_memory) {
+		/* tmpfs refuses RWF_NOWAIT (Linux 6.18 still does), but its data is in memory: a
+		 * plain read or write is a copy, cheaper than the ring, which hands tmpfs I/O to
+		 * its worker threads. (Swapped-out pages are the one wait left; so be it.) */
+		r = write ? pwrite(b->fd, buf, len, (off_t)off) : pread(b->fd, buf, len, (off_t)off);
+		if (r >= 0)
+			return r;
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	}
 	if (b->no_nowait[write])
 		return 0;
 	r = write ? pwritev2(b->fd, &iov, 1, (off_t)off, RWF_NOWAIT)
 	          : preadv2(b->fd, &iov, 1, (off_t)off, RWF_NOWAIT);
 	if (r >= 0)
 		return r;
-	if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
+	if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS) {
 		b->no_nowait[write] = true;
-	else if (errno != EAGAIN && errno != EINTR)
+		return b->in_memory ? transfer_nowait(b, op, buf, len, off) : 0;
+	}
+	if (errno != EAGAIN && errno != EINTR)
 		return -errno;
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct uring_loop {
 	bool read_multishot; /* the kernel has OP_READ_MULTISHOT and rings are allowed */
 	bool sealed;         /* no register operation any more (--sandbox) */
 	int next_group;      /* buffer group id of the next receive ring */
+	unsigned sends;      /* writes queued and not yet submitted */
 };
 
 static struct io_uring *ring_of(struct mk__loop *l)
@@ -40,6 +42,7 @@ static struct io_uring_sqe *get_sqe(struct io_uring *ring)
 	if (sqe == NULL) {
 		/* The submission queue is full: hand it to the kernel and take a fresh entry. */
 		io_uring_submit(ring);
+		((struct uring_loop *)((char *)ring - offsetof(struct uring_loop, ring)))->sends = 0;
 		sqe = io_uring_get_sqe(ring);
 	}
 	return sqe;
@@ -89,6 +92,7 @@ static int uring_send(struct mk__loop *l, struct mk__io *io, const void *buf, si
 	io->multishot = false;
 	io->armed = true;
 	l->pending++;
+	((struct uring_loop *)l->impl)->sends++;
 	return 0;
 }
 
@@ -194,6 +198,7 @@ static void uring_forget(struct mk__loop *l, struct mk__io *io)
 			io_uring_prep_poll_remove(sqe, (__u64)(uintptr_t)io);
 		io_uring_sqe_set_data(sqe, NULL);
 		io_uring_submit(ring_of(l));
+		((struct uring_loop *)l->impl)->sends = 0;
 	}
 }
 
@@ -229,10 +234,17 @@ static int reap(struct mk__loop *l)
 
 static int uring_wait(struct mk__loop *l, int64_t timeout_ns)
 {
+	struct uring_loop *u = l->impl;
 	struct io_uring *ring = ring_of(l);
 	struct io_uring_cqe *cqe;
+	/* Queued writes to a TAP complete as they are submitted: a blocking wait that submits them
+	 * counts their completions and waits for one event more, instead of returning for them
+	 * and going to sleep again in a second system call. Only when something else is armed:
+	 * otherwise nothing more may come. */
+	unsigned sends = u->sends, want = l->pending > sends ? sends + 1 : 1;
 	int err;
 
+	u->sends = 0;
 	if (timeout_ns == 0) {
 		/* Tasks are runnable: enter the kernel only to submit, or when it flags completions
 		 * waiting to be posted; otherwise just look at the completion queue. */
@@ -243,13 +255,13 @@ static int uring_wait(struct mk__loop *l, int64_t timeout_ns)
 		return reap(l);
 	}
 	if (timeout_ns < 0) {
-		err = io_uring_submit_and_wait_timeout(ring, &cqe, 1, NULL, NULL);
+		err = io_uring_submit_and_wait_timeout(ring, &cqe, want, NULL, NULL);
 	} else {
 		struct __kernel_timespec ts = {
 		    .tv_sec = timeout_ns / 1000000000,
 		    .tv_nsec = timeout_ns % 1000000000,
 		};
-		err = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+		err = io_uring_submit_and_wait_timeout(ring, &cqe, want, &ts, NULL);
 	}
 	if (err < 0 && err != -ETIME && err != -EINTR && err != -EAGAIN && err != -EBUSY)
 		return err;

@@ -27,6 +27,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1558,6 +1559,49 @@ static int immediate_main(int argc, char **argv, void *arg)
 	return 0;
 }
 
+/* A file on tmpfs, which refuses RWF_NOWAIT: its data is in memory, so reads and writes are done
+ * at once all the same, both of them. */
+static int tmpfs_main(int argc, char **argv, void *arg)
+{
+	mk_block *b = connect_disk();
+	uint8_t buf[512], got[512];
+	struct mk_block_stats st;
+
+	if (b == NULL)
+		return 1;
+	for (uint64_t k = 0; k < 8; k++) {
+		pattern(buf, sizeof(buf), (int)k, 0);
+		CHECK_INT(mk_block_write(b, k * 512, buf, sizeof(buf), 0), ==, 0);
+		CHECK_INT(mk_block_read(b, k * 512, got, sizeof(got), 0), ==, 0);
+		CHECK(memcmp(buf, got, sizeof(buf)) == 0);
+	}
+	CHECK_INT(mk_block_stats(b, &st), ==, 0);
+	CHECK_INT(st.immediate_ops, ==, 16);
+	CHECK_INT(st.read_ops, ==, 8);
+	CHECK_INT(st.write_ops, ==, 8);
+	return 0;
+}
+
+START_TEST(tmpfs_at_once)
+{
+	char path[] = "/dev/shm/mkhost-tmpfs-XXXXXX";
+	int fd = mkstemp(path);
+	struct statfs fs;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 4096), 0);
+	ck_assert_int_eq(fstatfs(fd, &fs), 0);
+	close(fd);
+	if ((unsigned long)fs.f_type != 0x01021994) {
+		unlink(path);
+		return; /* /dev/shm is not a tmpfs here: nothing to show */
+	}
+	ck_assert_int_eq(run_disk(tmpfs_main, NULL, path, 512), 0);
+	unlink(path);
+	ASSERT_NO_FAILURE();
+}
+END_TEST
+
 START_TEST(cached_sectors_at_once)
 {
 	const char *path = make_file(path_of("immediate"), 4096, 0, 0);
@@ -1636,6 +1680,7 @@ static Suite *block_suite(void)
 	tcase_add_loop_test(io, known_file_digests, 0, 2);
 	tcase_add_test(io, scheduled_on_this_backend);
 	tcase_add_test(io, cached_sectors_at_once);
+	tcase_add_test(io, tmpfs_at_once);
 	tcase_add_test(io, concurrent_flushes);
 	tcase_add_test(io, truncated_behind);
 	tcase_add_test(io, full_file_system);
