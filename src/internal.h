@@ -286,6 +286,7 @@ struct mk_net {
 	struct mk__fault *fault; /* --net-fault, or NULL */
 	bool claimed;            /* returned by mk_net_connect (not just opened by --sandbox) */
 	bool filling;            /* mk_net_write_into's filler is writing into txbuf */
+	uint64_t empty_at;       /* 1 + loop.waits when a read last found the device empty */
 };
 
 /* Open the link of a new device: set n->link, n->fd (or -1), n->cfg.mtu and link_state from
@@ -322,6 +323,9 @@ void mk__random_mac(struct mk__sched *s, const char *name, uint8_t mac[6]);
 uint64_t mk__seeded_random(const struct mk__sched *s, const char *name, uint64_t salt);
 uint64_t mk__splitmix64(uint64_t *state);
 void mk__net_close_all(struct mk__sched *s);
+/* Whether a read found (n) empty since the event loop last looked for events: a read now would
+ * most likely find it empty again. */
+bool mk__net_known_empty(const mk_net *n);
 /* 0 when (n) is a device of the mk_run running on this thread; -EINVAL for NULL, else -EPERM. */
 int mk__net_check(const mk_net *n);
 /* Open every net device of the command line now (for --sandbox). */

@@ -44,6 +44,8 @@ struct mk__loop {
 	const struct mk__loop_ops *ops;
 	void *impl;
 	unsigned pending; /* requests armed and not yet completed */
+	uint64_t waits;   /* waits that dispatched something or could block: a device read empty
+	                     before the last of them may have frames now */
 };
 
 struct mk__loop_ops {

@@ -107,6 +107,9 @@ static int epoll_wait_ns(struct mk__loop *l, int64_t timeout_ns)
 		ms = (int)((timeout_ns + 999999) / 1000000);
 	int files = dispatch_files(l);
 	int n = epoll_wait(epfd_of(l), evs, 64, ms);
+	/* One that dispatched something, or could block, may have taught something new (loop.h). */
+	if (n != 0 || files != 0 || ms != 0)
+		l->waits++;
 	if (n < 0)
 		return errno == EINTR ? files : -errno;
 	for (int i = 0; i < n; i++) {

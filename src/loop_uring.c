@@ -232,6 +232,15 @@ static int reap(struct mk__loop *l)
 	return total;
 }
 
+/* A wait that dispatched something, or that could block, is one where the program may have
+ * learned something new about its devices (loop.h: waits). */
+static int counted(struct mk__loop *l, int n, int64_t timeout_ns)
+{
+	if (n != 0 || timeout_ns != 0)
+		l->waits++;
+	return n;
+}
+
 static int uring_wait(struct mk__loop *l, int64_t timeout_ns)
 {
 	struct uring_loop *u = l->impl;
@@ -252,7 +261,7 @@ static int uring_wait(struct mk__loop *l, int64_t timeout_ns)
 			io_uring_submit_and_get_events(ring);
 		else if (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_TASKRUN)
 			io_uring_get_events(ring);
-		return reap(l);
+		return counted(l, reap(l), timeout_ns);
 	}
 	if (timeout_ns < 0) {
 		err = io_uring_submit_and_wait_timeout(ring, &cqe, want, NULL, NULL);
@@ -265,7 +274,7 @@ static int uring_wait(struct mk__loop *l, int64_t timeout_ns)
 	}
 	if (err < 0 && err != -ETIME && err != -EINTR && err != -EAGAIN && err != -EBUSY)
 		return err;
-	return reap(l);
+	return counted(l, reap(l), timeout_ns);
 }
 
 /* Cancel what is still armed and reap it before the ring goes. A request left in the ring holds

@@ -208,8 +208,27 @@ static int wait_readable(struct mk__sched *s, mk_net *n)
 	return mk__park(s);
 }
 
+bool mk__net_known_empty(const mk_net *n)
+{
+	return n->fault == NULL && n->fd >= 0 && n->empty_at == n->sched->loop.waits + 1;
+}
+
+/* A read that finds the device empty marks it so until the loop next looks for events. */
+static ssize_t read_frame_marked(mk_net *n, uint8_t *dst, size_t room)
+{
+	ssize_t r = read_frame(n, dst, room);
+
+	if (r == -EAGAIN)
+		n->empty_at = n->sched->loop.waits + 1;
+	return r;
+}
+
 static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst, size_t room)
 {
+	/* Found empty since the loop last looked (by mk_net_try_read, or by another reader):
+	 * wait for readiness at once, without a read(2) that would most likely fail. If a frame
+	 * has come meanwhile, the poll completes at once. */
+	bool wait_first = mk__net_known_empty(n);
 	ssize_t r;
 
 	for (;;) {
@@ -217,7 +236,8 @@ static ssize_t net_read(struct mk__sched *s, mk_net *n, uint8_t *dst, size_t roo
 			r = -ECANCELED;
 			break;
 		}
-		r = read_frame(n, dst, room);
+		r = wait_first ? -EAGAIN : read_frame_marked(n, dst, room);
+		wait_first = false;
 		if (r != -EAGAIN)
 			break;
 		r = wait_readable(s, n);
@@ -303,7 +323,7 @@ ssize_t mk_net_try_read(mk_net *n, void *buf, size_t size, size_t off, size_t le
 		return -EINVAL;
 	/* No queue to join and no poll to arm: the readers parked on this device keep theirs, and
 	 * a frame taken here is simply one they will not see. */
-	return read_frame(n, (uint8_t *)buf + off, len);
+	return read_frame_marked(n, (uint8_t *)buf + off, len);
 }
 
 ssize_t mk_net_read_bytes(mk_net *n, void *buf, size_t size, size_t off, size_t len)

@@ -718,6 +718,13 @@ static ssize_t tap_read(mk_net *n, uint8_t *dst, size_t cap)
 		ring_open(n, tap_of(n));
 	if (tap_of(n)->rx_ring)
 		return ring_read(n, tap_of(n), dst);
+	/* io_uring: a readiness poll is armed (a read found the TAP empty) and the kernel has
+	 * flagged nothing since: a frame's arrival fires the poll, which the kernel flags at once
+	 * (due), before the poll is dispatched. So the TAP is still empty: say so without a
+	 * read(2). This spares the failing read(2)s of a program that polls while a task of its
+	 * own waits on the device (the Solo5 layer). epoll cannot tell without a system call. */
+	if (n->poll.armed && loop_of(n)->ops->due != NULL && !loop_of(n)->ops->due(loop_of(n)))
+		return -EAGAIN;
 	for (;;) {
 		/* read(2) copies faster than readv(2) (~50 ns a frame here), so the spill byte
 		 * comes from the caller's buffer when it has one to spare. */

@@ -354,7 +354,9 @@ static solo5_handle_set_t look_ahead(void)
 		struct device *d = &s5.dev[i];
 		if (d->kind != MK__SOLO5_NET || !d->acquired)
 			continue;
-		if (d->count == 0 && !d->failed) {
+		/* Not when solo5_net_read() found the device empty since the loop last looked: the
+		 * program goes on to wait, and its watcher brings what comes. */
+		if (d->count == 0 && !d->failed && !mk__net_known_empty(d->net)) {
 			ssize_t r = mk_net_try_read(d->net, d->slot[d->head], d->frame_max, 0,
 			                            d->frame_max);
 			if (r > 0) {
