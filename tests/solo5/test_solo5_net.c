@@ -218,6 +218,61 @@ static void counted(void)
 	      st, p.text);
 }
 
+/* The system calls the layer makes per echo when each request finds it waiting (one every 5 ms):
+ * the frame's read, the reply's write, the program's read that finds the device empty, the wait
+ * (io_uring_enter).
+ * The look-ahead of solo5_yield() and the watcher task make no read of their own then: the device
+ * is known to be empty (6 a reply before they knew it). Counted by strace. */
+static void syscalls_per_echo(void)
+{
+	char file[] = "/tmp/mkt-solo5-strace-XXXXXX", line[512];
+	struct proc p;
+	long calls = -1;
+	int fd = mkstemp(file);
+
+	if (fd < 0 || mkt_sh("command -v strace >/dev/null") != 0) {
+		check(0, "syscalls_per_echo: strace is needed (scripts/deps installs it)");
+		if (fd >= 0) {
+			close(fd);
+			unlink(file);
+		}
+		return;
+	}
+	close(fd);
+	char *argv[] = {"/usr/bin/strace", "-f", "-c", "-o", file,
+	                "-e", "trace=read,readv,write,io_uring_enter,epoll_wait,epoll_ctl", NET,
+	                "--net:service0=" TAP, "--", IP, "200", NULL};
+	if (start(&p, argv, -1) != 0 || !wait_for(&p, "ready\n", 10000)) {
+		check(0, "syscalls_per_echo: the responder starts (it printed: %s)", p.text);
+		finish(&p, 0);
+		unlink(file);
+		return;
+	}
+	long rx = ping_received("ping -q -c 200 -i 0.005 -W 2 " IP);
+	int st = finish(&p, 10000);
+	FILE *f = fopen(file, "r");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		double pct, secs;
+		long usecs, n;
+		if (sscanf(line, "%lf %lf %ld %ld", &pct, &secs, &usecs, &n) == 4 && strstr(line, "total"))
+			calls = n;
+	}
+	if (f != NULL)
+		fclose(f);
+	unlink(file);
+	check(rx == 200 && st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "syscalls_per_echo: 200 echoes, then it ends (%ld answered, status %#x)", rx, st);
+	/* On epoll the figure is only shown: that backend also polls (epoll_wait with no timeout)
+	 * between rounds, a number of calls that depends on timing. */
+	const char *be = getenv("MKHOST_BACKEND");
+	printf("syscalls_per_echo: %ld reads, writes and waits for 200 echoes\n", calls);
+	if (be == NULL || strcmp(be, "epoll") != 0)
+		check(calls > 0 && calls <= 200 * 9 / 2,
+		      "syscalls_per_echo: at most 4.5 reads, writes and waits per echo, made %ld "
+		      "for 200",
+		      calls);
+}
+
 /* Start the responder with (args) after its program name; 0 once it is ready. */
 static int start_responder(struct proc *p, char **args, const char *what)
 {
@@ -371,6 +426,7 @@ int main(int argc, char **argv)
 
 	responder(TAP, -1);
 	counted();
+	syscalls_per_echo();
 	flood_limit();
 	patterned();
 	mtu_9000();
