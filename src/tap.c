@@ -711,13 +711,15 @@ static void tap_flush(mk_net *n)
 static ssize_t tap_read(mk_net *n, uint8_t *dst, size_t cap)
 {
 	size_t max = n->cfg.mtu + MK_ETHER_HEADER;
+	struct tap *t = tap_of(n);
 	uint8_t spill;
-	struct iovec iov[2] = {{dst, cap}, {&spill, 1}};
 
-	if (!tap_of(n)->rx_ring && !tap_of(n)->rx_noring)
-		ring_open(n, tap_of(n));
-	if (tap_of(n)->rx_ring)
-		return ring_read(n, tap_of(n), dst);
+	if (__builtin_expect(!t->rx_noring, 0)) {
+		if (!t->rx_ring)
+			ring_open(n, t);
+		if (t->rx_ring)
+			return ring_read(n, t, dst);
+	}
 	/* io_uring: a readiness poll is armed (a read found the TAP empty) and the kernel has
 	 * flagged nothing since: a frame's arrival fires the poll, which the kernel flags at once
 	 * (due), before the poll is dispatched. So the TAP is still empty: say so without a
@@ -728,7 +730,13 @@ static ssize_t tap_read(mk_net *n, uint8_t *dst, size_t cap)
 	for (;;) {
 		/* read(2) copies faster than readv(2) (~50 ns a frame here), so the spill byte
 		 * comes from the caller's buffer when it has one to spare. */
-		ssize_t r = cap > max ? read(n->fd, dst, max + 1) : readv(n->fd, iov, 2);
+		ssize_t r;
+		if (cap > max) {
+			r = read(n->fd, dst, max + 1);
+		} else {
+			struct iovec iov[2] = {{dst, cap}, {&spill, 1}};
+			r = readv(n->fd, iov, 2);
+		}
 		if (r >= 0)
 			return (size_t)r > max ? 0 : r;
 		if (errno != EINTR)
