@@ -109,7 +109,7 @@ static int uring_rx_open(struct mk__loop *l, struct mk__rxbufs *b, unsigned coun
 		return -EOPNOTSUPP;
 	memset(b, 0, sizeof(*b));
 	if (posix_memalign((void **)&br, 4096, ring_bytes < 4096 ? 4096 : ring_bytes) != 0 ||
-	    (b->mem = malloc(count * size)) == NULL) {
+	    (b->mem = calloc(count, size)) == NULL) {
 		free(br);
 		return -ENOMEM;
 	}
