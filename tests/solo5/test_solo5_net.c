@@ -149,6 +149,62 @@ static long received_in(const char *out)
 	return sscanf(p, "%ld packets transmitted, %ld received", &tx, &rx) == 2 ? rx : -1;
 }
 
+/* The kernel's count of ICMP echo replies received in this network namespace (Icmp InEchoReps
+ * in /proc/net/snmp), or -1. */
+static long echo_replies_in(void)
+{
+	char head[1024], vals[1024];
+	long v = -1;
+	FILE *f = fopen("/proc/net/snmp", "r");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(head, sizeof(head), f) != NULL && fgets(vals, sizeof(vals), f) != NULL) {
+		char *hp, *vp, *h = strtok_r(head, " \n", &hp), *val = strtok_r(vals, " \n", &vp);
+		if (h == NULL || strcmp(h, "Icmp:") != 0)
+			continue;
+		while ((h = strtok_r(NULL, " \n", &hp)) != NULL &&
+		       (val = strtok_r(NULL, " \n", &vp)) != NULL)
+			if (strcmp(h, "InEchoReps") == 0) {
+				v = strtol(val, NULL, 10);
+				break;
+			}
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+/* The kernel's view of a TAP, from /proc/net/dev (this namespace's, where /sys may show
+ * another's): frames it gave the program (its tx) and took from it (its rx). */
+static void tap_view(const char *tap, char *buf, size_t size)
+{
+	char line[512];
+	size_t len = strlen(tap);
+	FILE *f = fopen("/proc/net/dev", "r");
+
+	snprintf(buf, size, "%s: no counters in /proc/net/dev", tap);
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line + strspn(line, " ");
+		unsigned long long v[16];
+		if (strncmp(p, tap, len) != 0 || p[len] != ':')
+			continue;
+		if (sscanf(p + len + 1,
+		           "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu "
+		           "%llu",
+		           &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10],
+		           &v[11], &v[12], &v[13], &v[14], &v[15]) == 16)
+			snprintf(buf, size,
+			         "%s: the kernel gave the program %llu frames (dropped %llu), took %llu "
+			         "(dropped %llu)",
+			         tap, v[9], v[11], v[1], v[3]);
+		break;
+	}
+	fclose(f);
+}
+
 static long ping_received(const char *cmd)
 {
 	char out[8192];
@@ -316,7 +372,14 @@ static void flood_limit(void)
 	      p.text);
 }
 
-/* Two devices, two TAPs, two floods at once. */
+/* Two devices, two TAPs, two floods at once (each ping waits 3 s for its last replies, well past
+ * the 1 s the responder sleeps when idle). What the responder answered is counted by the
+ * kernel, which takes in every reply it writes: 40,000 echo replies, no more, no fewer. Each ping
+ * must also count its 20,000, with one exception. Two ping -f at once in one namespace now and
+ * then miss a reply the kernel did take in: seen once in about 60 runs under load, on both
+ * backends, while the TAP's counters showed every request read and answered and the kernel's
+ * ICMP counters showed every reply received. A ping that misses a reply or two is let off only
+ * in that case, and says so. */
 static void two_devices(void)
 {
 	char out[16384];
@@ -324,21 +387,46 @@ static void two_devices(void)
 	char *args[] = {
 	    "--net:service0=" TAP, "--net:service1=" TAP1, "--", IP, "second=" IP1, NULL};
 
-	if (start_responder(&p, args, "two devices") != 0)
+	/* The two outputs go to a directory of this run's own: $$ cannot name them, as every run
+	 * of this test has the same pids in its own pid namespace, and runs go in parallel. */
+	char dir[] = "/tmp/mkt-two-XXXXXX", cmd[1024];
+
+	if (mkdtemp(dir) == NULL) {
+		check(0, "two devices: mkdtemp: %s", strerror(errno));
 		return;
-	capture(out, sizeof(out),
-	        "sh -c 'ping -f -q -c 20000 -W 1 " IP " >/tmp/mkt-flood0.$$ 2>&1 & "
-	        "ping -f -q -c 20000 -W 1 " IP1 " >/tmp/mkt-flood1.$$ 2>&1; wait; "
-	        "cat /tmp/mkt-flood0.$$; echo ====; cat /tmp/mkt-flood1.$$; "
-	        "rm -f /tmp/mkt-flood0.$$ /tmp/mkt-flood1.$$'");
+	}
+	if (start_responder(&p, args, "two devices") != 0) {
+		rmdir(dir);
+		return;
+	}
+	long replies = echo_replies_in();
+	snprintf(cmd, sizeof(cmd),
+	         "sh -c 'ping -f -q -c 20000 -W 3 " IP " >%s/0 2>&1 & "
+	         "ping -f -q -c 20000 -W 3 " IP1 " >%s/1 2>&1; wait; "
+	         "cat %s/0; echo ====; cat %s/1; rm -rf %s'",
+	         dir, dir, dir, dir, dir);
+	capture(out, sizeof(out), cmd);
+	long after = echo_replies_in();
+	replies = replies >= 0 && after >= 0 ? after - replies : -1;
+	check(replies == 40000,
+	      "two devices: the kernel took in 40,000 echo replies from the responder, not %ld",
+	      replies);
 	char *second = strstr(out, "====");
 	check(second != NULL, "two devices: both floods ran: %s", out);
 	if (second != NULL) {
+		char *text[2] = {out, second + 4}, view[256];
 		*second = '\0';
-		check(received_in(out) == 20000, "two devices: service0 answered all 20,000: %s",
-		      out);
-		check(received_in(second + 4) == 20000,
-		      "two devices: service1 answered all 20,000: %s", second + 4);
+		for (int i = 0; i < 2; i++) {
+			long got = received_in(text[i]);
+			tap_view(i == 0 ? TAP : TAP1, view, sizeof(view));
+			if (got >= 19998 && got < 20000 && replies == 40000)
+				printf("note: two devices: ping missed %ld of the replies to service%d, "
+				       "although the kernel took in all 40,000 (%s)\n",
+				       20000 - got, i, view);
+			else
+				check(got == 20000, "two devices: service%d answered all 20,000: %s\n%s",
+				      i, text[i], view);
+		}
 	}
 	kill(p.pid, SIGTERM);
 	finish(&p, 5000);
