@@ -35,22 +35,31 @@ static struct io_uring *ring_of(struct mk__loop *l)
 	return &((struct uring_loop *)l->impl)->ring;
 }
 
-static struct io_uring_sqe *get_sqe(struct io_uring *ring)
+/* Hand the submission queue to the kernel. Every submission but a wait's goes through here, so
+ * that (sends) counts only the writes still queued; uring_wait takes the count itself. */
+static void submit(struct mk__loop *l)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct uring_loop *u = l->impl;
+
+	io_uring_submit(&u->ring);
+	u->sends = 0;
+}
+
+static struct io_uring_sqe *get_sqe(struct mk__loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring_of(l));
 
 	if (sqe == NULL) {
 		/* The submission queue is full: hand it to the kernel and take a fresh entry. */
-		io_uring_submit(ring);
-		((struct uring_loop *)((char *)ring - offsetof(struct uring_loop, ring)))->sends = 0;
-		sqe = io_uring_get_sqe(ring);
+		submit(l);
+		sqe = io_uring_get_sqe(ring_of(l));
 	}
 	return sqe;
 }
 
 static int uring_poll_in(struct mk__loop *l, struct mk__io *io)
 {
-	struct io_uring_sqe *sqe = get_sqe(ring_of(l));
+	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (sqe == NULL)
 		return -EBUSY;
@@ -64,7 +73,7 @@ static int uring_poll_in(struct mk__loop *l, struct mk__io *io)
 static int uring_file(struct mk__loop *l, struct mk__io *io, enum mk__file_op op, void *buf,
                       size_t len, uint64_t off)
 {
-	struct io_uring_sqe *sqe = get_sqe(ring_of(l));
+	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (sqe == NULL)
 		return -EBUSY;
@@ -82,7 +91,7 @@ static int uring_file(struct mk__loop *l, struct mk__io *io, enum mk__file_op op
 
 static int uring_send(struct mk__loop *l, struct mk__io *io, const void *buf, size_t len)
 {
-	struct io_uring_sqe *sqe = get_sqe(ring_of(l));
+	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (sqe == NULL)
 		return -EBUSY;
@@ -138,7 +147,7 @@ static int uring_rx_open(struct mk__loop *l, struct mk__rxbufs *b, unsigned coun
 
 static int uring_rx_arm(struct mk__loop *l, struct mk__io *io, struct mk__rxbufs *b)
 {
-	struct io_uring_sqe *sqe = get_sqe(ring_of(l));
+	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (sqe == NULL)
 		return -EBUSY;
@@ -190,15 +199,14 @@ static void uring_forget(struct mk__loop *l, struct mk__io *io)
 	io->armed = false;
 	l->pending--;
 	/* The removed poll (or read) completes with -ECANCELED; reap() ignores it. */
-	sqe = get_sqe(ring_of(l));
+	sqe = get_sqe(l);
 	if (sqe != NULL) {
 		if (io->multishot)
 			io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)io, 0);
 		else
 			io_uring_prep_poll_remove(sqe, (__u64)(uintptr_t)io);
 		io_uring_sqe_set_data(sqe, NULL);
-		io_uring_submit(ring_of(l));
-		((struct uring_loop *)l->impl)->sends = 0;
+		submit(l);
 	}
 }
 
@@ -288,11 +296,11 @@ static void cancel_all(struct mk__loop *l)
 	unsigned cancelled = 0, reaped = 0;
 	bool answered = false;
 
-	if (l->pending == 0 || (sqe = get_sqe(ring)) == NULL)
+	if (l->pending == 0 || (sqe = get_sqe(l)) == NULL)
 		return;
 	io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
 	io_uring_sqe_set_data(sqe, &cancelled); /* tells the cancel's own completion apart */
-	io_uring_submit(ring);
+	submit(l);
 	for (int round = 0; round < 20 && (!answered || reaped < cancelled); round++) {
 		struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
 		struct io_uring_cqe *cqe;
@@ -317,7 +325,7 @@ static void uring_fini(struct mk__loop *l)
 {
 	/* Queued writes go to the kernel before anything is cancelled: a TAP takes them at once. */
 	if (io_uring_sq_ready(ring_of(l)) > 0)
-		io_uring_submit(ring_of(l));
+		submit(l);
 	cancel_all(l);
 	io_uring_queue_exit(ring_of(l));
 	free(l->impl);
@@ -367,9 +375,11 @@ static const struct mk__loop_ops uring_ops = {
     .fini = uring_fini,
 };
 
-/* Whether receive rings are used: MKHOST_URING_RX=ring asks for them, and the kernel has the
- * multishot read (Linux 6.7). Not by default: measured on the 2-vCPU Intel VM this was written
- * on, the ring cost more than a read(2) per frame on every row (README, "Performance"). */
+/* Whether receive rings are used: MKHOST_URING_RX=ring asks for them (mk__loop_init refuses
+ * values other than ring and poll), and the kernel has the multishot read (Linux 6.7). Not by
+ * default: which wins depends on the machine. On a 2-vCPU Intel VM with cheap system calls the
+ * ring cost more than a read(2) per frame on every row; on an AMD VM where a system call costs
+ * ~1 us it drained 3x faster (README, "Performance"). */
 static bool has_read_multishot(struct io_uring *ring)
 {
 	const char *rx = getenv("MKHOST_URING_RX");
