@@ -41,6 +41,15 @@ int mk__loop_init(struct mk__loop *l, int backend, bool sealable, enum mk__backe
 	if (b < 0)
 		return mk__fail(-EINVAL, "MKHOST_BACKEND='%s' is not one of epoll, io_uring, auto",
 		                env);
+	/* Read by the io_uring backend (loop_uring.c); checked here, whatever the backend, so that
+	 * a mistyped value is never silently taken for the default. */
+	const char *rx = getenv("MKHOST_URING_RX");
+	if (rx != NULL && *rx != '\0' && strcmp(rx, "ring") != 0 && strcmp(rx, "poll") != 0)
+		return mk__fail(-EINVAL,
+		                "MKHOST_URING_RX='%s' is not one of ring, poll (poll, the default: a "
+		                "poll, then read(2); ring: a multishot read into a buffer ring, Linux "
+		                "6.7+)",
+		                rx);
 	if (b == MK_BACKEND_EPOLL)
 		return mk__loop_epoll_init(l);
 	if (b == MK_BACKEND_AUTO && RUNNING_ON_VALGRIND) {

@@ -299,6 +299,34 @@ START_TEST(bad_setting)
 }
 END_TEST
 
+/* MKHOST_URING_RX takes ring or poll (or nothing); anything else is refused with its name,
+ * on either backend, before the program starts. */
+START_TEST(bad_rx_setting)
+{
+	static const char *const backends[] = {"io_uring", "epoll"};
+
+	for (int i = 0; i < 2; i++) {
+		setenv("MKHOST_BACKEND", backends[i], 1);
+		setenv("MKHOST_URING_RX", "rings", 1);
+		seen_backend[0] = '\0';
+		capture_begin();
+		int rc = mkt_run(record_backend, NULL, NULL);
+		const char *err = capture_end();
+		ck_assert_int_eq(rc, -EINVAL);
+		ck_assert_str_eq(seen_backend, "");
+		ck_assert_msg(strstr(err, "MKHOST_URING_RX='rings' is not one of ring, poll") != NULL,
+		              "stderr: %s", err);
+		setenv("MKHOST_URING_RX", "poll", 1);
+		ck_assert_int_eq(mkt_run(record_backend, NULL, NULL), 7);
+		ck_assert_str_eq(seen_backend, backends[i]);
+		setenv("MKHOST_URING_RX", "", 1);
+		ck_assert_int_eq(mkt_run(record_backend, NULL, NULL), 7);
+	}
+	unsetenv("MKHOST_URING_RX");
+	unsetenv("MKHOST_BACKEND");
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--idle-child") == 0) {
@@ -317,6 +345,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, config_selects_epoll);
 	tcase_add_test(tc, environment_overrides_config);
 	tcase_add_test(tc, bad_setting);
+	tcase_add_test(tc, bad_rx_setting);
 	tcase_add_test(tc, io_uring_required_by_config_names_it);
 	tcase_add_test(tc, config_out_of_range);
 	tcase_add_test(tc, valgrind_uses_epoll);
