@@ -299,7 +299,7 @@ static void usage(void)
 	                "       bench-net rx drain|live IMPL IFACE_RX IFACE_TX SIZE COUNT\n"
 	                "       bench-net pingpong same|cross IMPL IFACE_A IFACE_B SIZE COUNT\n"
 	                "       bench-net free IFACE...\n"
-	                "IMPL: mkhost, mkhost-batch, mkhost-busypoll50, read, epoll or uring\n");
+	                "IMPL: mkhost, mkhost-batch, mkhost-busypoll50, mkhost-rxring, read, epoll or uring\n");
 	exit(2);
 }
 

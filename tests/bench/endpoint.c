@@ -43,16 +43,16 @@ struct ep {
 	unsigned writes_outstanding; /* submitted or queued, not yet completed */
 };
 
-static const char *const impl_names[] = {"mkhost", "read",         "epoll",
-                                         "uring",  "mkhost-batch", "mkhost-busypoll50"};
+static const char *const impl_names[] = {"mkhost",       "read",              "epoll",        "uring",
+                                         "mkhost-batch", "mkhost-busypoll50", "mkhost-rxring"};
 
 enum ep_impl ep_impl_parse(const char *name)
 {
 	for (size_t i = 0; i < sizeof(impl_names) / sizeof(impl_names[0]); i++)
 		if (strcmp(name, impl_names[i]) == 0)
 			return (enum ep_impl)i;
-	bench_die("unknown implementation '%s' (mkhost, mkhost-batch, mkhost-busypoll50, read, "
-	          "epoll or uring)",
+	bench_die("unknown implementation '%s' (mkhost, mkhost-batch, mkhost-busypoll50, "
+	          "mkhost-rxring, read, epoll or uring)",
 	          name);
 }
 
@@ -343,7 +343,9 @@ int ep_run(enum ep_impl impl, const char *iface, unsigned busy_poll_us,
 
 	if (impl == EP_MKHOST_BUSYPOLL && busy_poll_us == 0)
 		busy_poll_us = 50;
-	if (impl == EP_MKHOST_BATCH || impl == EP_MKHOST_BUSYPOLL)
+	if (impl == EP_MKHOST_RXRING && setenv("MKHOST_URING_RX", "ring", 1) != 0)
+		bench_die("setenv: %s", strerror(errno));
+	if (impl == EP_MKHOST_BATCH || impl == EP_MKHOST_BUSYPOLL || impl == EP_MKHOST_RXRING)
 		impl = EP_MKHOST;
 	e->impl = impl;
 	e->iface = iface;

@@ -20,8 +20,16 @@
 #define EP_URING_BATCH 32
 
 /* EP_MKHOST_BATCH: mkhost with --tx-batch=64 (mk_config.tx_batch); EP_MKHOST_BUSYPOLL: with
- * busy_poll_us = 50. */
-enum ep_impl { EP_MKHOST, EP_READ, EP_EPOLL, EP_URING, EP_MKHOST_BATCH, EP_MKHOST_BUSYPOLL };
+ * busy_poll_us = 50; EP_MKHOST_RXRING: with MKHOST_URING_RX=ring (the receive ring). */
+enum ep_impl {
+	EP_MKHOST,
+	EP_READ,
+	EP_EPOLL,
+	EP_URING,
+	EP_MKHOST_BATCH,
+	EP_MKHOST_BUSYPOLL,
+	EP_MKHOST_RXRING
+};
 
 struct ep;
 
