@@ -110,7 +110,8 @@ struct mk_config {
 	 * call for many frames (--tx-batch=N). Only with the io_uring backend; elsewhere writes
 	 * stay one system call each. While it is on, a write returns before the frame has reached
 	 * the kernel: a frame the kernel then refuses (the interface was removed) moves from
-	 * tx_frames to tx_drops, which mk_net_stats() shows exactly, and a program that ends by
+	 * tx_frames to tx_drops, which mk_net_stats() shows exactly (a capture records a frame
+	 * when it is queued, so such a frame is in the capture too), and a program that ends by
 	 * exit(3) from a task loses the frames still queued (returning from main sends them).
 	 * Default 0 (off): a write is done when the call returns. At most 4096. */
 	unsigned tx_batch;
