@@ -190,41 +190,13 @@ static int count_lines(const char *out, const char *needle)
 	return n;
 }
 
-/* The counter (name) of the "Icmp:" lines of /proc/net/snmp (this namespace's), or -1. ping
- * reads replies through a raw socket, which gets them before the kernel checks their checksum,
- * so ping never notices a bad one; the kernel's InCsumErrors does. */
-static long icmp_counter(const char *name)
-{
-	char names[2048], values[2048];
-	long v = -1;
-	FILE *f = fopen("/proc/net/snmp", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(names, sizeof(names), f) && fgets(values, sizeof(values), f)) {
-		if (strncmp(names, "Icmp: ", 6) != 0 || strncmp(values, "Icmp: ", 6) != 0)
-			continue;
-		char *sn, *sv;
-		char *n = strtok_r(names + 6, " \n", &sn), *val = strtok_r(values + 6, " \n", &sv);
-		for (; n && val; n = strtok_r(NULL, " \n", &sn), val = strtok_r(NULL, " \n", &sv)) {
-			if (strcmp(n, name) == 0) {
-				v = strtol(val, NULL, 10);
-				break;
-			}
-		}
-		break;
-	}
-	fclose(f);
-	return v;
-}
-
 /* ---- through the kernel: ping and arping ------------------------------------------------ */
 
 START_TEST(test_ping_100)
 {
 	char out[8192];
 	long tx = -1, rx = -1;
-	long bad = icmp_counter("InCsumErrors"), replies = icmp_counter("InEchoReps");
+	long bad = mkt_icmp_counter("InCsumErrors"), replies = mkt_icmp_counter("InEchoReps");
 
 	int st = capture(out, sizeof(out), "ping -q -c 100 -i 0.01 -W 1 10.0.0.2");
 	ck_assert_msg(ping_counts(out, &tx, &rx) == 0, "no ping summary in:\n%s", out);
@@ -233,8 +205,8 @@ START_TEST(test_ping_100)
 	ck_assert_msg(strstr(out, " 0% packet loss"), "%s", out);
 	ck_assert_int_eq(st, 0);
 	ck_assert_int_ge(bad, 0);
-	ck_assert_int_eq(icmp_counter("InCsumErrors"), bad);
-	ck_assert_int_eq(icmp_counter("InEchoReps"), replies + 100);
+	ck_assert_int_eq(mkt_icmp_counter("InCsumErrors"), bad);
+	ck_assert_int_eq(mkt_icmp_counter("InEchoReps"), replies + 100);
 }
 END_TEST
 
@@ -280,14 +252,14 @@ START_TEST(test_ping_sizes)
 	 * make a frame of exactly mtu + 14. */
 	static const int sizes[] = {0, 1, 57, 1000, 1472};
 	char out[4096];
-	long bad = icmp_counter("InCsumErrors");
+	long bad = mkt_icmp_counter("InCsumErrors");
 
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		long tx = -1, rx = -1;
 		capture(out, sizeof(out), "ping -c 2 -i 0.05 -W 1 -s %d 10.0.0.2", sizes[i]);
 		ck_assert_msg(ping_counts(out, &tx, &rx) == 0, "size %d:\n%s", sizes[i], out);
 		ck_assert_msg(tx == 2 && rx == 2, "size %d:\n%s", sizes[i], out);
-		ck_assert_msg(icmp_counter("InCsumErrors") == bad, "size %d: bad checksum",
+		ck_assert_msg(mkt_icmp_counter("InCsumErrors") == bad, "size %d: bad checksum",
 		              sizes[i]);
 	}
 }

@@ -256,6 +256,31 @@ int mkt_tun_attach(const char *name, short flags)
 	return fd;
 }
 
+long mkt_icmp_counter(const char *name)
+{
+	char names[2048], values[2048];
+	long v = -1;
+	FILE *f = fopen("/proc/net/snmp", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f) && fgets(values, sizeof(values), f)) {
+		if (strncmp(names, "Icmp: ", 6) != 0 || strncmp(values, "Icmp: ", 6) != 0)
+			continue;
+		char *sn, *sv;
+		char *n = strtok_r(names + 6, " \n", &sn), *val = strtok_r(values + 6, " \n", &sv);
+		for (; n && val; n = strtok_r(NULL, " \n", &sn), val = strtok_r(NULL, " \n", &sv)) {
+			if (strcmp(n, name) == 0) {
+				v = strtol(val, NULL, 10);
+				break;
+			}
+		}
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
 int mkt_link_ready(const char *ifname, int timeout_ms)
 {
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

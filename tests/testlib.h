@@ -64,6 +64,12 @@ void mkt_drop_privileges(void);
  * would (it creates the interface if it is missing); the descriptor, or -errno. */
 int mkt_tun_attach(const char *name, short flags);
 
+/* The counter (name) of the "Icmp:" lines of /proc/net/snmp, this network namespace's (as
+ * InEchoReps, the echo replies the kernel took in), or -1. ping reads replies through a raw
+ * socket, which gets them before the kernel checks their checksum, so ping never notices a bad
+ * one; the kernel's InCsumErrors does. */
+long mkt_icmp_counter(const char *name);
+
 /* Wait up to (timeout_ms) until (ifname) runs, that is until a TAP descriptor is attached and the
  * kernel has noticed: frames sent to a TAP before that are dropped silently. 1 when it runs. */
 int mkt_link_ready(const char *ifname, int timeout_ms);

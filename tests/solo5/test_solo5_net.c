@@ -149,32 +149,6 @@ static long received_in(const char *out)
 	return sscanf(p, "%ld packets transmitted, %ld received", &tx, &rx) == 2 ? rx : -1;
 }
 
-/* The kernel's count of ICMP echo replies received in this network namespace (Icmp InEchoReps
- * in /proc/net/snmp), or -1. */
-static long echo_replies_in(void)
-{
-	char head[1024], vals[1024];
-	long v = -1;
-	FILE *f = fopen("/proc/net/snmp", "r");
-
-	if (f == NULL)
-		return -1;
-	while (fgets(head, sizeof(head), f) != NULL && fgets(vals, sizeof(vals), f) != NULL) {
-		char *hp, *vp, *h = strtok_r(head, " \n", &hp), *val = strtok_r(vals, " \n", &vp);
-		if (h == NULL || strcmp(h, "Icmp:") != 0)
-			continue;
-		while ((h = strtok_r(NULL, " \n", &hp)) != NULL &&
-		       (val = strtok_r(NULL, " \n", &vp)) != NULL)
-			if (strcmp(h, "InEchoReps") == 0) {
-				v = strtol(val, NULL, 10);
-				break;
-			}
-		break;
-	}
-	fclose(f);
-	return v;
-}
-
 /* The kernel's view of a TAP, from /proc/net/dev (this namespace's, where /sys may show
  * another's): frames it gave the program (its tx) and took from it (its rx). */
 static void tap_view(const char *tap, char *buf, size_t size)
@@ -399,14 +373,14 @@ static void two_devices(void)
 		rmdir(dir);
 		return;
 	}
-	long replies = echo_replies_in();
+	long replies = mkt_icmp_counter("InEchoReps");
 	snprintf(cmd, sizeof(cmd),
 	         "sh -c 'ping -f -q -c 20000 -W 3 " IP " >%s/0 2>&1 & "
 	         "ping -f -q -c 20000 -W 3 " IP1 " >%s/1 2>&1; wait; "
 	         "cat %s/0; echo ====; cat %s/1; rm -rf %s'",
 	         dir, dir, dir, dir, dir);
 	capture(out, sizeof(out), cmd);
-	long after = echo_replies_in();
+	long after = mkt_icmp_counter("InEchoReps");
 	replies = replies >= 0 && after >= 0 ? after - replies : -1;
 	check(replies == 40000,
 	      "two devices: the kernel took in 40,000 echo replies from the responder, not %ld",
