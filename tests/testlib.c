@@ -281,6 +281,67 @@ long mkt_icmp_counter(const char *name)
 	return v;
 }
 
+static int vcapture(char *out, size_t size, const char *fmt, va_list ap)
+{
+	char cmd[1024], full[1100], rest[256];
+	size_t n = 0, r;
+
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	snprintf(full, sizeof(full), "timeout 120 %s 2>&1", cmd);
+	FILE *p = popen(full, "r");
+	if (p == NULL) {
+		snprintf(out, size, "popen: %s", strerror(errno));
+		return -1;
+	}
+	while (n + 1 < size && (r = fread(out + n, 1, size - 1 - n, p)) > 0)
+		n += r;
+	out[n] = '\0';
+	while (fread(rest, 1, sizeof(rest), p) > 0)
+		;
+	int st = pclose(p);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int mkt_capture(char *out, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	int st = vcapture(out, size, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+void mkt_ping(struct mkt_ping *r, const char *fmt, ...)
+{
+	va_list ap;
+	long replies = mkt_icmp_counter("InEchoReps"), bad = mkt_icmp_counter("InCsumErrors");
+
+	va_start(ap, fmt);
+	r->status = vcapture(r->out, sizeof(r->out), fmt, ap);
+	va_end(ap);
+	r->sent = r->received = -1;
+	for (const char *p = r->out; (p = strstr(p, " packets transmitted, ")) != NULL; p++) {
+		const char *line = p;
+		long tx, rx;
+		while (line > r->out && line[-1] != '\n')
+			line--;
+		if (sscanf(line, "%ld packets transmitted, %ld received", &tx, &rx) != 2)
+			continue;
+		r->sent = (r->sent < 0 ? 0 : r->sent) + tx;
+		r->received = (r->received < 0 ? 0 : r->received) + rx;
+	}
+	for (int waited = 0;; waited += 5) {
+		long now = mkt_icmp_counter("InEchoReps");
+		r->replies = replies >= 0 && now >= 0 ? now - replies : -1;
+		if (r->replies < 0 || r->replies >= r->sent || waited >= 5000)
+			break;
+		usleep(5000);
+	}
+	long now = mkt_icmp_counter("InCsumErrors");
+	r->bad = bad >= 0 && now >= 0 ? now - bad : -1;
+}
+
 int mkt_link_ready(const char *ifname, int timeout_ms)
 {
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -70,6 +70,30 @@ int mkt_tun_attach(const char *name, short flags);
  * one; the kernel's InCsumErrors does. */
 long mkt_icmp_counter(const char *name);
 
+/* Run the command (fmt, ...) through the shell, bounded by timeout(1) at 120 s, with its stdout
+ * and stderr in (out), cut at (size) - 1 bytes (the rest is read and dropped, so the command
+ * cannot block on a full pipe); its exit status, or -1 when it did not exit. */
+int mkt_capture(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A run of ping, and what the kernel saw meanwhile. */
+struct mkt_ping {
+	long sent, received; /* summed over every summary ping printed; -1 when there was none */
+	long replies;        /* echo replies the kernel took in (InEchoReps), or -1 */
+	long bad;            /* ICMP messages the kernel found with a bad checksum (InCsumErrors) */
+	int status;          /* the command's exit status, as mkt_capture gives it */
+	char out[4096];      /* what the command printed */
+};
+
+/* Run the ping command (fmt, ...) with mkt_capture (it may run several pings, with their summaries
+ * one after another), then wait up to 5 s for the kernel to take in an echo reply for every
+ * request sent. ping itself stops waiting twice its longest round trip after its last request
+ * (-W counts only while no reply has come), so on a loaded machine the last replies of a run can
+ * come after it ended, uncounted by ping: the kernel counts them. To have ping count every reply,
+ * give it a deadline (-w): then it waits for as many as -c says, sending more requests while it
+ * waits, and (replies) is to be compared with (sent). For a ping some of whose requests go
+ * unanswered, the wait takes the whole 5 s: count those with mkt_capture. */
+void mkt_ping(struct mkt_ping *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Wait up to (timeout_ms) until (ifname) runs, that is until a TAP descriptor is attached and the
  * kernel has noticed: frames sent to a TAP before that are dropped silently. 1 when it runs. */
 int mkt_link_ready(const char *ifname, int timeout_ms);
