@@ -111,11 +111,17 @@ interrupted() { # SIGNAL TARGET EXPECTED-STATUS [LAB OPTIONS...]
 
 case $case_name in
 ping | ping-root)
-	lab --tap tap0=10.0.0.1/24 --then 'ping -c 20 -i 0.01 10.0.0.2' \
+	# With a deadline (-w), ping waits for its 20 replies and exits 0 only once they came;
+	# without one, it stops waiting twice its longest round trip after its last request, and
+	# under load a late reply went uncounted. While it waits it may send more: ping-serve
+	# answered at least the 20 and at most what ping sent.
+	lab --tap tap0=10.0.0.1/24 --then 'ping -c 20 -i 0.01 -w 30 10.0.0.2' \
 		-- "$ping_serve" --net:service=tap0 -- 10.0.0.2
 	expect_status 0
-	expect_out "20 packets transmitted, 20 received, 0% packet loss"
-	expect_out "ping-serve: answered 20 echo requests"
+	sent=$(sed -n 's/^\([0-9]*\) packets transmitted, [0-9]* received.*/\1/p' "$tmp/out")
+	answered=$(sed -n 's/^ping-serve: answered \([0-9]*\) echo requests.*/\1/p' "$tmp/out")
+	((${sent:-0} >= 20 && ${answered:-0} >= 20 && answered <= sent)) ||
+		fail "ping sent ${sent:-no} requests and ping-serve answered ${answered:-no}: at least 20 each, and no more answered than sent"
 	;;
 client-status)
 	lab --tap tap0=10.0.0.1/24 --then 'ping -c 1 -q 10.0.0.2 && exit 7' \
@@ -167,14 +173,15 @@ two-taps)
 		fail "tap0 is not attached and up with MTU 1500"
 	;;
 pcap)
-	lab --pcap "$tmp/cap" --tap tap0=10.0.0.1/24 --then 'ping -c 5 -i 0.05 -q 10.0.0.2' \
+	# (-w: as in the ping case, ping waits for its 5 replies, and may send more meanwhile)
+	lab --pcap "$tmp/cap" --tap tap0=10.0.0.1/24 --then 'ping -c 5 -i 0.05 -w 30 -q 10.0.0.2' \
 		-- "$ping_serve" --net:service=tap0 -- 10.0.0.2
 	expect_status 0
 	[[ -f $tmp/cap/tap0.pcap ]] || fail "no capture $tmp/cap/tap0.pcap"
 	requests=$(tshark -r "$tmp/cap/tap0.pcap" -Y 'icmp.type == 8 && ip.dst == 10.0.0.2' 2>/dev/null | wc -l)
 	replies=$(tshark -r "$tmp/cap/tap0.pcap" -Y 'icmp.type == 0 && ip.src == 10.0.0.2' 2>/dev/null | wc -l)
-	((requests == 5 && replies == 5)) ||
-		fail "the capture holds $requests echo requests and $replies replies, expected 5 and 5"
+	((requests >= 5 && replies == requests)) ||
+		fail "the capture holds $requests echo requests and $replies replies, expected at least 5 and as many replies"
 	;;
 safety)
 	# Inside: loopback and the TAP only, no default route, IPv6 off; with --ipv6, IPv6 on.
