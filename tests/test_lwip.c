@@ -98,24 +98,6 @@ static int child_stop(struct child *c, char *tail, size_t size)
 	return st;
 }
 
-/* Run the shell command (fmt) and capture its output; its exit status. */
-static int capture(char *out, size_t size, const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	FILE *f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	size_t len = fread(out, 1, size - 1, f);
-	out[len] = 0;
-	int st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static long field(const char *text, const char *name)
 {
 	const char *p = strstr(text, name);
@@ -132,26 +114,26 @@ START_TEST(page_with_and_without_keep_alive)
 	char out[8192];
 
 	/* One connection for two pages, HTTP/1.1's default. */
-	ck_assert_int_eq(capture(out, sizeof(out),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out),
 	                         "curl -sS -m 10 -o /dev/null -o /dev/null -w '%%{http_code} "
 	                         "%%{size_download} %%{num_connects}\\n' http://10.0.0.2/a "
 	                         "http://10.0.0.2/b"),
 	                 0);
 	ck_assert_str_eq(out, "200 1024 1\n200 1024 0\n");
 	/* Connection: close, and HTTP/1.0: a connection each. */
-	ck_assert_int_eq(capture(out, sizeof(out),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out),
 	                         "curl -sS -m 10 -H 'Connection: close' -o /dev/null -o /dev/null "
 	                         "-w '%%{http_code} %%{size_download} %%{num_connects}\\n' "
 	                         "http://10.0.0.2/a http://10.0.0.2/b"),
 	                 0);
 	ck_assert_str_eq(out, "200 1024 1\n200 1024 1\n");
-	ck_assert_int_eq(capture(out, sizeof(out),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out),
 	                         "curl -sS -m 10 -0 -o /dev/null -o /dev/null -w '%%{http_code} "
 	                         "%%{num_connects}\\n' http://10.0.0.2/a http://10.0.0.2/b"),
 	                 0);
 	ck_assert_str_eq(out, "200 1\n200 1\n");
 	/* The body itself. */
-	ck_assert_int_eq(capture(out, sizeof(out), "curl -sS -m 10 http://10.0.0.2/ | head -c 30"),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out), "curl -sS -m 10 http://10.0.0.2/ | head -c 30"),
 	                 0);
 	ck_assert_str_eq(out, "abcdefghijklmnopqrstuvwxyzabcd");
 }
@@ -165,7 +147,7 @@ START_TEST(file_with_and_without_keep_alive)
 	                        "%s/index.html",
 	                        www, www),
 	                 0);
-	ck_assert_int_eq(capture(out, sizeof(out),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out),
 	                         "curl -sS -m 10 -o %s/got1 -o %s/got2 -w '%%{http_code} "
 	                         "%%{num_connects}\\n' http://10.0.1.2/big.bin http://10.0.1.2/",
 	                         www, www),
@@ -174,7 +156,7 @@ START_TEST(file_with_and_without_keep_alive)
 	ck_assert_int_eq(
 	    mkt_sh("cmp -s %s/big.bin %s/got1 && cmp -s %s/index.html %s/got2", www, www, www, www),
 	    0);
-	ck_assert_int_eq(capture(out, sizeof(out),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out),
 	                         "curl -sS -m 10 -H 'Connection: close' -o %s/got3 -o %s/got4 "
 	                         "-w '%%{http_code} %%{num_connects}\\n' http://10.0.1.2/big.bin "
 	                         "http://10.0.1.2/big.bin",
@@ -185,19 +167,19 @@ START_TEST(file_with_and_without_keep_alive)
 	    mkt_sh("cmp -s %s/big.bin %s/got3 && cmp -s %s/big.bin %s/got4", www, www, www, www),
 	    0);
 	/* Nothing outside the directory, nothing that is not there. */
-	ck_assert_int_eq(capture(out, sizeof(out),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out),
 	                         "curl -sS -m 10 --path-as-is -o /dev/null -o /dev/null -w "
 	                         "'%%{http_code}\\n' http://10.0.1.2/../etc/passwd "
 	                         "http://10.0.1.2/missing"),
 	                 0);
 	ck_assert_str_eq(out, "404\n404\n");
-	ck_assert_int_eq(capture(out, sizeof(out),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out),
 	                         "curl -sS -m 10 -X POST -o /dev/null -w '%%{http_code}' "
 	                         "http://10.0.1.2/"),
 	                 0);
 	ck_assert_str_eq(out, "405");
 	/* Headers longer than 8 KiB: the connection is closed without an answer. */
-	int st = capture(out, sizeof(out),
+	int st = mkt_capture(out, sizeof(out),
 	                 "curl -s -m 10 -H \"X-Long: $(head -c 9000 /dev/zero | tr '\\0' x)\" "
 	                 "-o /dev/null -w '%%{http_code}' http://10.0.1.2/");
 	ck_assert_msg(st == 52 && strcmp(out, "000") == 0, "%d %s", st, out);
@@ -211,7 +193,7 @@ START_TEST(ab_20000_without_keep_alive)
 	static char out[16384];
 
 	int st =
-	    capture(out, sizeof(out), "timeout 40 ab -q -s 5 -n 20000 -c 8 http://10.0.0.2/ 2>&1");
+	    mkt_capture(out, sizeof(out), "timeout 40 ab -q -s 5 -n 20000 -c 8 http://10.0.0.2/ 2>&1");
 	ck_assert_msg(st == 0, "ab failed (%d):\n%s", st, out);
 	ck_assert_msg(field(out, "Complete requests:") == 20000, "%s", out);
 	ck_assert_msg(field(out, "Failed requests:") == 0, "%s", out);
@@ -254,7 +236,7 @@ START_TEST(slirp_hostfwd_dhcp_as_nobody)
 	ck_assert_int_eq(child_start(&c, argv, line, sizeof(line)), 0);
 	/* slirp's DHCP server hands out 10.0.2.15 first. */
 	ck_assert_msg(strncmp(line, "httpd: http://10.0.2.15:80/ on service", 38) == 0, "%s", line);
-	int st = capture(out, sizeof(out),
+	int st = mkt_capture(out, sizeof(out),
 	                 "curl -sS -m 10 -o /dev/null -w '%%{http_code} %%{size_download}' "
 	                 "http://127.0.0.1:%u/",
 	                 port);
@@ -272,7 +254,7 @@ START_TEST(tcp_pair_16mib)
 {
 	static char out[4096];
 
-	ck_assert_int_eq(capture(out, sizeof(out),
+	ck_assert_int_eq(mkt_capture(out, sizeof(out),
 	                         "timeout 30 " TCP_PAIR
 	                         " --net:client=hub:lan --net:server=hub:lan"),
 	                 0);
@@ -292,7 +274,7 @@ static void pair_under_faults(int seed, long bytes, bool simulated)
 	int fd = mkstemp(pcap);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
-	int st = capture(out, sizeof(out),
+	int st = mkt_capture(out, sizeof(out),
 	                 "timeout 50 " TCP_PAIR " %s --net:client=hub:lan --net:server=hub:lan "
 	                 "--net-fault:client=drop=5%%,reorder=2%%,dup=1%%,seed=%d "
 	                 "--net-pcap:client=%s -- %ld",
@@ -310,7 +292,7 @@ static void pair_under_faults(int seed, long bytes, bool simulated)
 	 * it follows the previous one closely (always, on the simulated clock, which stands still
 	 * while the program runs): the client never sends out of order otherwise. */
 	char counted[64];
-	ck_assert_int_eq(capture(counted, sizeof(counted),
+	ck_assert_int_eq(mkt_capture(counted, sizeof(counted),
 	                         "tshark -r %s -Y 'ip.src == 10.0.0.1 && "
 	                         "(tcp.analysis.retransmission || tcp.analysis.fast_retransmission "
 	                         "|| tcp.analysis.out_of_order)' -T fields -e frame.number "
@@ -354,7 +336,7 @@ START_TEST(tcp_pair_partition_simulated)
 		int fd = mkstemp(pcap[i]);
 		ck_assert_int_ge(fd, 0);
 		close(fd);
-		int st = capture(
+		int st = mkt_capture(
 		    out[i], sizeof(out[i]),
 		    "timeout 60 " TCP_PAIR " --clock=virtual --seed=3 "
 		    "--net:client=hub:lan,latency=50000 "
@@ -369,12 +351,12 @@ START_TEST(tcp_pair_partition_simulated)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double real = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	ck_assert_str_eq(out[0], out[1]);
-	ck_assert_int_eq(capture(times, sizeof(times), "cmp %s %s", pcap[0], pcap[1]), 0);
+	ck_assert_int_eq(mkt_capture(times, sizeof(times), "cmp %s %s", pcap[0], pcap[1]), 0);
 	ck_assert_msg(real < 30, "two runs took %.1f s of real time", real);
 
 	/* The send times of the segment sent most often between 15 s and the heal: the one stuck
 	 * when the LAN was cut. */
-	ck_assert_int_eq(capture(times, sizeof(times),
+	ck_assert_int_eq(mkt_capture(times, sizeof(times),
 	                         "tshark -r %s -Y 'ip.src == 10.0.0.1 && tcp.len > 0 && "
 	                         "frame.time_relative > 15' -T fields -e tcp.seq "
 	                         "-e frame.time_relative 2>/dev/null | awk '$2 < 50 { n[$1]++ } "

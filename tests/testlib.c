@@ -283,7 +283,7 @@ long mkt_icmp_counter(const char *name)
 
 static int vcapture(char *out, size_t size, const char *fmt, va_list ap)
 {
-	char cmd[1024], full[1100], rest[256];
+	char cmd[2048], full[2100], rest[256];
 	size_t n = 0, r;
 
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
