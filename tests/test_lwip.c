@@ -115,26 +115,28 @@ START_TEST(page_with_and_without_keep_alive)
 
 	/* One connection for two pages, HTTP/1.1's default. */
 	ck_assert_int_eq(mkt_capture(out, sizeof(out),
-	                         "curl -sS -m 10 -o /dev/null -o /dev/null -w '%%{http_code} "
-	                         "%%{size_download} %%{num_connects}\\n' http://10.0.0.2/a "
-	                         "http://10.0.0.2/b"),
+	                             "curl -sS -m 10 -o /dev/null -o /dev/null -w '%%{http_code} "
+	                             "%%{size_download} %%{num_connects}\\n' http://10.0.0.2/a "
+	                             "http://10.0.0.2/b"),
 	                 0);
 	ck_assert_str_eq(out, "200 1024 1\n200 1024 0\n");
 	/* Connection: close, and HTTP/1.0: a connection each. */
-	ck_assert_int_eq(mkt_capture(out, sizeof(out),
-	                         "curl -sS -m 10 -H 'Connection: close' -o /dev/null -o /dev/null "
-	                         "-w '%%{http_code} %%{size_download} %%{num_connects}\\n' "
-	                         "http://10.0.0.2/a http://10.0.0.2/b"),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_capture(out, sizeof(out),
+	                "curl -sS -m 10 -H 'Connection: close' -o /dev/null -o /dev/null "
+	                "-w '%%{http_code} %%{size_download} %%{num_connects}\\n' "
+	                "http://10.0.0.2/a http://10.0.0.2/b"),
+	    0);
 	ck_assert_str_eq(out, "200 1024 1\n200 1024 1\n");
-	ck_assert_int_eq(mkt_capture(out, sizeof(out),
-	                         "curl -sS -m 10 -0 -o /dev/null -o /dev/null -w '%%{http_code} "
-	                         "%%{num_connects}\\n' http://10.0.0.2/a http://10.0.0.2/b"),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_capture(out, sizeof(out),
+	                "curl -sS -m 10 -0 -o /dev/null -o /dev/null -w '%%{http_code} "
+	                "%%{num_connects}\\n' http://10.0.0.2/a http://10.0.0.2/b"),
+	    0);
 	ck_assert_str_eq(out, "200 1\n200 1\n");
 	/* The body itself. */
-	ck_assert_int_eq(mkt_capture(out, sizeof(out), "curl -sS -m 10 http://10.0.0.2/ | head -c 30"),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_capture(out, sizeof(out), "curl -sS -m 10 http://10.0.0.2/ | head -c 30"), 0);
 	ck_assert_str_eq(out, "abcdefghijklmnopqrstuvwxyzabcd");
 }
 END_TEST
@@ -147,41 +149,43 @@ START_TEST(file_with_and_without_keep_alive)
 	                        "%s/index.html",
 	                        www, www),
 	                 0);
-	ck_assert_int_eq(mkt_capture(out, sizeof(out),
-	                         "curl -sS -m 10 -o %s/got1 -o %s/got2 -w '%%{http_code} "
-	                         "%%{num_connects}\\n' http://10.0.1.2/big.bin http://10.0.1.2/",
-	                         www, www),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_capture(out, sizeof(out),
+	                "curl -sS -m 10 -o %s/got1 -o %s/got2 -w '%%{http_code} "
+	                "%%{num_connects}\\n' http://10.0.1.2/big.bin http://10.0.1.2/",
+	                www, www),
+	    0);
 	ck_assert_str_eq(out, "200 1\n200 0\n");
 	ck_assert_int_eq(
 	    mkt_sh("cmp -s %s/big.bin %s/got1 && cmp -s %s/index.html %s/got2", www, www, www, www),
 	    0);
-	ck_assert_int_eq(mkt_capture(out, sizeof(out),
-	                         "curl -sS -m 10 -H 'Connection: close' -o %s/got3 -o %s/got4 "
-	                         "-w '%%{http_code} %%{num_connects}\\n' http://10.0.1.2/big.bin "
-	                         "http://10.0.1.2/big.bin",
-	                         www, www),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_capture(out, sizeof(out),
+	                "curl -sS -m 10 -H 'Connection: close' -o %s/got3 -o %s/got4 "
+	                "-w '%%{http_code} %%{num_connects}\\n' http://10.0.1.2/big.bin "
+	                "http://10.0.1.2/big.bin",
+	                www, www),
+	    0);
 	ck_assert_str_eq(out, "200 1\n200 1\n");
 	ck_assert_int_eq(
 	    mkt_sh("cmp -s %s/big.bin %s/got3 && cmp -s %s/big.bin %s/got4", www, www, www, www),
 	    0);
 	/* Nothing outside the directory, nothing that is not there. */
 	ck_assert_int_eq(mkt_capture(out, sizeof(out),
-	                         "curl -sS -m 10 --path-as-is -o /dev/null -o /dev/null -w "
-	                         "'%%{http_code}\\n' http://10.0.1.2/../etc/passwd "
-	                         "http://10.0.1.2/missing"),
+	                             "curl -sS -m 10 --path-as-is -o /dev/null -o /dev/null -w "
+	                             "'%%{http_code}\\n' http://10.0.1.2/../etc/passwd "
+	                             "http://10.0.1.2/missing"),
 	                 0);
 	ck_assert_str_eq(out, "404\n404\n");
 	ck_assert_int_eq(mkt_capture(out, sizeof(out),
-	                         "curl -sS -m 10 -X POST -o /dev/null -w '%%{http_code}' "
-	                         "http://10.0.1.2/"),
+	                             "curl -sS -m 10 -X POST -o /dev/null -w '%%{http_code}' "
+	                             "http://10.0.1.2/"),
 	                 0);
 	ck_assert_str_eq(out, "405");
 	/* Headers longer than 8 KiB: the connection is closed without an answer. */
 	int st = mkt_capture(out, sizeof(out),
-	                 "curl -s -m 10 -H \"X-Long: $(head -c 9000 /dev/zero | tr '\\0' x)\" "
-	                 "-o /dev/null -w '%%{http_code}' http://10.0.1.2/");
+	                     "curl -s -m 10 -H \"X-Long: $(head -c 9000 /dev/zero | tr '\\0' x)\" "
+	                     "-o /dev/null -w '%%{http_code}' http://10.0.1.2/");
 	ck_assert_msg(st == 52 && strcmp(out, "000") == 0, "%d %s", st, out);
 }
 END_TEST
@@ -192,8 +196,8 @@ START_TEST(ab_20000_without_keep_alive)
 {
 	static char out[16384];
 
-	int st =
-	    mkt_capture(out, sizeof(out), "timeout 40 ab -q -s 5 -n 20000 -c 8 http://10.0.0.2/ 2>&1");
+	int st = mkt_capture(out, sizeof(out),
+	                     "timeout 40 ab -q -s 5 -n 20000 -c 8 http://10.0.0.2/ 2>&1");
 	ck_assert_msg(st == 0, "ab failed (%d):\n%s", st, out);
 	ck_assert_msg(field(out, "Complete requests:") == 20000, "%s", out);
 	ck_assert_msg(field(out, "Failed requests:") == 0, "%s", out);
@@ -237,9 +241,9 @@ START_TEST(slirp_hostfwd_dhcp_as_nobody)
 	/* slirp's DHCP server hands out 10.0.2.15 first. */
 	ck_assert_msg(strncmp(line, "httpd: http://10.0.2.15:80/ on service", 38) == 0, "%s", line);
 	int st = mkt_capture(out, sizeof(out),
-	                 "curl -sS -m 10 -o /dev/null -w '%%{http_code} %%{size_download}' "
-	                 "http://127.0.0.1:%u/",
-	                 port);
+	                     "curl -sS -m 10 -o /dev/null -w '%%{http_code} %%{size_download}' "
+	                     "http://127.0.0.1:%u/",
+	                     port);
 	char tail[2048];
 	int cst = child_stop(&c, tail, sizeof(tail));
 	ck_assert_msg(st == 0 && strcmp(out, "200 1024") == 0, "curl: %d %s; httpd: %s", st, out,
@@ -255,8 +259,8 @@ START_TEST(tcp_pair_16mib)
 	static char out[4096];
 
 	ck_assert_int_eq(mkt_capture(out, sizeof(out),
-	                         "timeout 30 " TCP_PAIR
-	                         " --net:client=hub:lan --net:server=hub:lan"),
+	                             "timeout 30 " TCP_PAIR
+	                             " --net:client=hub:lan --net:server=hub:lan"),
 	                 0);
 	ck_assert_msg(strstr(out, "tcp-pair: 16777216 of 16777216 bytes") && strstr(out, ": ok\n"),
 	              "%s", out);
@@ -275,10 +279,10 @@ static void pair_under_faults(int seed, long bytes, bool simulated)
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	int st = mkt_capture(out, sizeof(out),
-	                 "timeout 50 " TCP_PAIR " %s --net:client=hub:lan --net:server=hub:lan "
-	                 "--net-fault:client=drop=5%%,reorder=2%%,dup=1%%,seed=%d "
-	                 "--net-pcap:client=%s -- %ld",
-	                 simulated ? "--clock=virtual" : "", seed, pcap, bytes);
+	                     "timeout 50 " TCP_PAIR " %s --net:client=hub:lan --net:server=hub:lan "
+	                     "--net-fault:client=drop=5%%,reorder=2%%,dup=1%%,seed=%d "
+	                     "--net-pcap:client=%s -- %ld",
+	                     simulated ? "--clock=virtual" : "", seed, pcap, bytes);
 	char done[64];
 	snprintf(done, sizeof(done), "tcp-pair: %ld of %ld bytes", bytes, bytes);
 	ck_assert_msg(st == 0 && strstr(out, done) && strstr(out, ": ok\n"), "%d: %s", st, out);
@@ -292,13 +296,14 @@ static void pair_under_faults(int seed, long bytes, bool simulated)
 	 * it follows the previous one closely (always, on the simulated clock, which stands still
 	 * while the program runs): the client never sends out of order otherwise. */
 	char counted[64];
-	ck_assert_int_eq(mkt_capture(counted, sizeof(counted),
-	                         "tshark -r %s -Y 'ip.src == 10.0.0.1 && "
-	                         "(tcp.analysis.retransmission || tcp.analysis.fast_retransmission "
-	                         "|| tcp.analysis.out_of_order)' -T fields -e frame.number "
-	                         "2>/dev/null | wc -l",
-	                         pcap),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_capture(counted, sizeof(counted),
+	                "tshark -r %s -Y 'ip.src == 10.0.0.1 && "
+	                "(tcp.analysis.retransmission || tcp.analysis.fast_retransmission "
+	                "|| tcp.analysis.out_of_order)' -T fields -e frame.number "
+	                "2>/dev/null | wc -l",
+	                pcap),
+	    0);
 	unlink(pcap);
 	long again = strtol(counted, NULL, 10);
 	/* Every data segment dropped on the way out is sent again (a few dropped frames are pure
@@ -356,14 +361,15 @@ START_TEST(tcp_pair_partition_simulated)
 
 	/* The send times of the segment sent most often between 15 s and the heal: the one stuck
 	 * when the LAN was cut. */
-	ck_assert_int_eq(mkt_capture(times, sizeof(times),
-	                         "tshark -r %s -Y 'ip.src == 10.0.0.1 && tcp.len > 0 && "
-	                         "frame.time_relative > 15' -T fields -e tcp.seq "
-	                         "-e frame.time_relative 2>/dev/null | awk '$2 < 50 { n[$1]++ } "
-	                         "{ t[$1] = t[$1] \" \" $2 } END { for (s in n) if (n[s] > best) "
-	                         "{ best = n[s]; w = s } print t[w] }'",
-	                         pcap[0]),
-	                 0);
+	ck_assert_int_eq(
+	    mkt_capture(times, sizeof(times),
+	                "tshark -r %s -Y 'ip.src == 10.0.0.1 && tcp.len > 0 && "
+	                "frame.time_relative > 15' -T fields -e tcp.seq "
+	                "-e frame.time_relative 2>/dev/null | awk '$2 < 50 { n[$1]++ } "
+	                "{ t[$1] = t[$1] \" \" $2 } END { for (s in n) if (n[s] > best) "
+	                "{ best = n[s]; w = s } print t[w] }'",
+	                pcap[0]),
+	    0);
 	double at[64];
 	int n = 0;
 	for (char *p = times, *end; n < 64; p = end) {
