@@ -312,6 +312,25 @@ int mkt_capture(char *out, size_t size, const char *fmt, ...)
 	return st;
 }
 
+int mkt_ping_summary(const char *out, long *sent, long *received)
+{
+	int found = 0;
+
+	*sent = *received = -1;
+	for (const char *p = out; (p = strstr(p, " packets transmitted, ")) != NULL; p++) {
+		const char *line = p;
+		long tx, rx;
+		while (line > out && line[-1] != '\n')
+			line--;
+		if (sscanf(line, "%ld packets transmitted, %ld received", &tx, &rx) != 2)
+			continue;
+		*sent = (found ? *sent : 0) + tx;
+		*received = (found ? *received : 0) + rx;
+		found++;
+	}
+	return found;
+}
+
 void mkt_ping(struct mkt_ping *r, const char *fmt, ...)
 {
 	va_list ap;
@@ -320,17 +339,7 @@ void mkt_ping(struct mkt_ping *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	r->status = vcapture(r->out, sizeof(r->out), fmt, ap);
 	va_end(ap);
-	r->sent = r->received = -1;
-	for (const char *p = r->out; (p = strstr(p, " packets transmitted, ")) != NULL; p++) {
-		const char *line = p;
-		long tx, rx;
-		while (line > r->out && line[-1] != '\n')
-			line--;
-		if (sscanf(line, "%ld packets transmitted, %ld received", &tx, &rx) != 2)
-			continue;
-		r->sent = (r->sent < 0 ? 0 : r->sent) + tx;
-		r->received = (r->received < 0 ? 0 : r->received) + rx;
-	}
+	mkt_ping_summary(r->out, &r->sent, &r->received);
 	for (int waited = 0;; waited += 5) {
 		long now = mkt_icmp_counter("InEchoReps");
 		r->replies = replies >= 0 && now >= 0 ? now - replies : -1;
@@ -340,6 +349,12 @@ void mkt_ping(struct mkt_ping *r, const char *fmt, ...)
 	}
 	long now = mkt_icmp_counter("InCsumErrors");
 	r->bad = bad >= 0 && now >= 0 ? now - bad : -1;
+}
+
+bool mkt_ping_all(struct mkt_ping *r, long n, const char *args, const char *ip)
+{
+	mkt_ping(r, "ping -c %ld -w 60 %s %s", n, args, ip);
+	return r->received >= n && r->status == 0 && r->replies == r->sent && r->bad == 0;
 }
 
 int mkt_link_ready(const char *ifname, int timeout_ms)

@@ -64,16 +64,19 @@ void mkt_drop_privileges(void);
  * would (it creates the interface if it is missing); the descriptor, or -errno. */
 int mkt_tun_attach(const char *name, short flags);
 
-/* The counter (name) of the "Icmp:" lines of /proc/net/snmp, this network namespace's (as
- * InEchoReps, the echo replies the kernel took in), or -1. ping reads replies through a raw
- * socket, which gets them before the kernel checks their checksum, so ping never notices a bad
- * one; the kernel's InCsumErrors does. */
+/* The counter (name) of the "Icmp:" lines of /proc/net/snmp, this network namespace's, or -1:
+ * InEchoReps, the echo replies the kernel took in (it counts one only once its checksum is
+ * right); InCsumErrors, the ICMP messages it found with a bad checksum. */
 long mkt_icmp_counter(const char *name);
 
 /* Run the command (fmt, ...) through the shell, bounded by timeout(1) at 120 s, with its stdout
  * and stderr in (out), cut at (size) - 1 bytes (the rest is read and dropped, so the command
  * cannot block on a full pipe); its exit status, or -1 when it did not exit. */
 int mkt_capture(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The summaries ping printed in (out) ("N packets transmitted, M received"), summed into (sent)
+ * and (received); how many there were (0: both are -1). */
+int mkt_ping_summary(const char *out, long *sent, long *received);
 
 /* A run of ping, and what the kernel saw meanwhile. */
 struct mkt_ping {
@@ -93,6 +96,13 @@ struct mkt_ping {
  * waits, and (replies) is to be compared with (sent). For a ping some of whose requests go
  * unanswered, the wait takes the whole 5 s: count those with mkt_capture. */
 void mkt_ping(struct mkt_ping *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ping (ip) (n) times with (args), with a deadline: true when every request was answered, that
+ * is when ping counted at least (n) replies and ended with status 0 (with a deadline, it does only
+ * once it counted n), and the kernel took in one good echo reply for each request ping sent
+ * (more than n when it waited for a late one) and none with a bad checksum. (r) says what was
+ * seen either way. */
+bool mkt_ping_all(struct mkt_ping *r, long n, const char *args, const char *ip);
 
 /* Wait up to (timeout_ms) until (ifname) runs, that is until a TAP descriptor is attached and the
  * kernel has noticed: frames sent to a TAP before that are dropped silently. 1 when it runs. */
